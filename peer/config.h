@@ -1,0 +1,56 @@
+/*
+ * The peer's settings: flags on the command line and an optional ini-style
+ * file ("key = value" lines, '#' or ';' comments, an optional [peer]
+ * section; keys are the long flag names). Flags win over the file.
+ */
+#ifndef PEER_CONFIG_H
+#define PEER_CONFIG_H
+
+#include "addr.h"
+#include "log.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#define PEER_DEFAULT_DATA_DIR "/var/lib/mallee"
+#define PEER_DEFAULT_GOSSIP_PORT 7700
+#define PEER_DEFAULT_API_PORT 8773
+#define PEER_DEFAULT_TUNNEL_PORT 7701
+
+struct peer_config {
+	char data_dir[512];
+	char config_file[512];
+	char join[4096];  /* a join token or ADDR[,ADDR...] */
+	char name[64];	  /* this peer's name; default: the host name */
+	char zone[64];	  /* default: the region name + "a" */
+	bool edge;
+	bool gateway;
+	char listen[64];     /* gossip and RPC, UDP+TCP */
+	char advertise[64];  /* what others dial; default from listen */
+	char api_listen[64]; /* the EC2 API (edges only) */
+	enum mc_log_level log_level;
+};
+
+void peer_config_defaults(struct peer_config *c);
+
+/*
+ * Parses the flags of `mallee peer` (argv[0] is the subcommand name), then
+ * the config file (--config, else DATA_DIR/mallee.conf when it exists) for
+ * what the flags left unset. Returns 0; 1 when --help was asked (usage
+ * printed); or -EINVAL with a one-line reason in err.
+ */
+int peer_config_load(struct peer_config *c, int argc, char **argv, char *err,
+		     size_t err_size);
+
+/* Parses one ini file into c, skipping keys already set (mask by index). */
+int peer_config_parse_file(struct peer_config *c, const char *text,
+			   const char *origin, const bool *set, char *err,
+			   size_t err_size);
+
+/* Sets one option by its long name, as a flag or a file line would. */
+int peer_config_set(struct peer_config *c, const char *key,
+		    const char *value, char *err, size_t err_size);
+
+void peer_config_usage(FILE *out);
+
+#endif

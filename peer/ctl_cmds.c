@@ -1,0 +1,252 @@
+/* What the control socket answers: status and the record commands. */
+#include "peer.h"
+
+#include "log.h"
+#include "mem.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MALLEE_VERSION_STRING MALLEE_VERSION
+
+static unsigned role_count(const struct peer *p)
+{
+	return (unsigned)p->cfg.edge + (unsigned)p->cfg.gateway;
+}
+
+static void pack_roles(struct mc_buf *b, const struct peer *p)
+{
+	mc_pack_str(b, "roles");
+	mc_pack_array(b, role_count(p));
+	if (p->cfg.edge)
+		mc_pack_str(b, "edge");
+	if (p->cfg.gateway)
+		mc_pack_str(b, "gateway");
+}
+
+static void pack_capacity(struct mc_buf *b, const struct peer_capacity *c)
+{
+	mc_pack_str(b, "capacity");
+	mc_pack_map(b, 3);
+	mc_pack_str(b, "vcpu");
+	mc_pack_map(b, 2);
+	mc_pack_kv_uint(b, "total", c->vcpu_total);
+	mc_pack_kv_uint(b, "free", c->vcpu_free);
+	mc_pack_str(b, "memory_mib");
+	mc_pack_map(b, 2);
+	mc_pack_kv_uint(b, "total", c->memory_mib_total);
+	mc_pack_kv_uint(b, "free", c->memory_mib_free);
+	mc_pack_str(b, "disk_mib");
+	mc_pack_map(b, 2);
+	mc_pack_kv_uint(b, "total", c->disk_mib_total);
+	mc_pack_kv_uint(b, "free", c->disk_mib_free);
+}
+
+/* This peer as a member entry: the fields every member has. */
+static void pack_member(struct mc_buf *b, const struct peer *p)
+{
+	mc_pack_map(b, 7);
+	mc_pack_kv_str(b, "id", p->id);
+	mc_pack_kv_str(b, "name", p->cfg.name);
+	mc_pack_kv_str(b, "zone", p->cfg.zone);
+	pack_roles(b, p);
+	mc_pack_kv_str(b, "state", "alive");
+	mc_pack_kv_str(b, "addr", p->advertise);
+	pack_capacity(b, &p->capacity);
+}
+
+static void cmd_status(struct peer *p, struct mc_buf *reply)
+{
+	uint64_t records = 0;
+	peer_capacity_measure(p->cfg.data_dir, &p->capacity);
+	peer_store_count(p->store, NULL, &records);
+
+	mc_pack_map(reply, 2);
+	mc_pack_kv_bool(reply, "ok", true);
+	mc_pack_str(reply, "status");
+	mc_pack_map(reply, 2);
+
+	mc_pack_str(reply, "self");
+	mc_pack_map(reply, 15);
+	mc_pack_kv_str(reply, "id", p->id);
+	mc_pack_kv_str(reply, "name", p->cfg.name);
+	mc_pack_kv_str(reply, "zone", p->cfg.zone);
+	mc_pack_kv_str(reply, "region", p->region);
+	mc_pack_kv_str(reply, "cloud", p->cloud_id);
+	mc_pack_kv_str(reply, "cidr", p->cidr);
+	pack_roles(reply, p);
+	mc_pack_kv_str(reply, "addr", p->advertise);
+	mc_pack_kv_str(reply, "listen", p->cfg.listen);
+	mc_pack_kv_str(reply, "api", p->cfg.edge ? p->cfg.api_listen : "");
+	mc_pack_kv_str(reply, "version", MALLEE_VERSION_STRING);
+	mc_pack_kv_uint(reply, "pid", (uint64_t)getpid());
+	mc_pack_kv_uint(reply, "uptime_s",
+			(mc_wall_ms() - p->started_ms) / 1000);
+	mc_pack_kv_uint(reply, "records", records);
+	pack_capacity(reply, &p->capacity);
+
+	mc_pack_str(reply, "members");
+	mc_pack_array(reply, 1);
+	pack_member(reply, p);
+}
+
+/* Pulls "kind" and "id" out of a request, checked. */
+static bool get_kind_id(const struct mc_val *req, char *kind, char *id,
+			struct mc_buf *reply)
+{
+	if (!mc_get_str(req, "kind", kind, 129) ||
+	    !peer_record_name_ok(kind)) {
+		peer_ctl_reply_error(reply, "kind must be 1-128 printable "
+					    "characters without spaces");
+		return false;
+	}
+	if (id && (!mc_get_str(req, "id", id, 129) ||
+		   !peer_record_name_ok(id))) {
+		peer_ctl_reply_error(reply, "id must be 1-128 printable "
+					    "characters without spaces");
+		return false;
+	}
+	return true;
+}
+
+static void reply_stamp(struct mc_buf *reply, uint64_t stamp)
+{
+	mc_pack_map(reply, 2);
+	mc_pack_kv_bool(reply, "ok", true);
+	mc_pack_kv_uint(reply, "hlc", stamp);
+}
+
+static void cmd_record_put(struct peer *p, const struct mc_val *req,
+			   struct mc_buf *reply)
+{
+	char kind[129], id[129];
+	const uint8_t *body;
+	size_t len;
+	uint64_t stamp;
+	if (!get_kind_id(req, kind, id, reply))
+		return;
+	if (!mc_get_bytes(req, "body", &body, &len)) {
+		peer_ctl_reply_error(reply, "missing body");
+		return;
+	}
+	int r = peer_records_put(&p->writer, kind, id, body, len, &stamp);
+	if (r) {
+		peer_ctl_reply_error(reply, "cannot write %s/%s: %s", kind, id,
+				     strerror(-r));
+		return;
+	}
+	reply_stamp(reply, stamp);
+}
+
+static void cmd_record_delete(struct peer *p, const struct mc_val *req,
+			      struct mc_buf *reply)
+{
+	char kind[129], id[129];
+	uint64_t stamp;
+	if (!get_kind_id(req, kind, id, reply))
+		return;
+	int r = peer_records_delete(&p->writer, kind, id, &stamp);
+	if (r) {
+		peer_ctl_reply_error(reply, "cannot delete %s/%s: %s", kind,
+				     id, strerror(-r));
+		return;
+	}
+	reply_stamp(reply, stamp);
+}
+
+static void pack_record(struct mc_buf *b, const struct peer_record *r)
+{
+	mc_pack_map(b, 6);
+	mc_pack_kv_str(b, "kind", r->kind);
+	mc_pack_kv_str(b, "id", r->id);
+	mc_pack_kv_bin(b, "body", r->body, r->body_len);
+	mc_pack_kv_uint(b, "hlc", r->hlc);
+	mc_pack_kv_str(b, "writer", r->writer);
+	mc_pack_kv_bool(b, "deleted", r->deleted);
+}
+
+static void cmd_record_get(struct peer *p, const struct mc_val *req,
+			   struct mc_buf *reply)
+{
+	char kind[129], id[129];
+	struct peer_record r;
+	if (!get_kind_id(req, kind, id, reply))
+		return;
+	int e = peer_store_get(p->store, kind, id, &r);
+	if (e == -ENOENT || (e == 0 && r.deleted)) {
+		if (e == 0)
+			peer_record_clear(&r);
+		peer_ctl_reply_error(reply, "no record %s/%s", kind, id);
+		return;
+	}
+	if (e) {
+		peer_ctl_reply_error(reply, "cannot read %s/%s: %s", kind, id,
+				     strerror(-e));
+		return;
+	}
+	mc_pack_map(reply, 2);
+	mc_pack_kv_bool(reply, "ok", true);
+	mc_pack_str(reply, "record");
+	pack_record(reply, &r);
+	peer_record_clear(&r);
+}
+
+struct list_state {
+	struct mc_buf items;
+	uint32_t n;
+};
+
+static int list_one(const struct peer_record *r, void *arg)
+{
+	struct list_state *s = arg;
+	pack_record(&s->items, r);
+	s->n++;
+	return 0;
+}
+
+static void cmd_record_list(struct peer *p, const struct mc_val *req,
+			    struct mc_buf *reply)
+{
+	char kind[129];
+	bool all = !mc_map_get(req, "kind");
+	if (!all && !get_kind_id(req, kind, NULL, reply))
+		return;
+	struct list_state s = {.n = 0};
+	mc_buf_init(&s.items);
+	int e = peer_store_list(p->store, all ? NULL : kind, false, list_one,
+				&s);
+	if (e) {
+		peer_ctl_reply_error(reply, "cannot list records: %s",
+				     strerror(-e));
+	} else {
+		mc_pack_map(reply, 2);
+		mc_pack_kv_bool(reply, "ok", true);
+		mc_pack_str(reply, "records");
+		mc_pack_array(reply, s.n);
+		mc_buf_append(reply, s.items.data, s.items.len);
+	}
+	mc_buf_free(&s.items);
+}
+
+void peer_ctl_dispatch(void *arg, const struct mc_val *req,
+		       struct mc_buf *reply)
+{
+	struct peer *p = arg;
+	const struct mc_val *cmd = mc_map_get(req, "cmd");
+
+	if (mc_val_is_str(cmd, "status"))
+		cmd_status(p, reply);
+	else if (mc_val_is_str(cmd, "record-put"))
+		cmd_record_put(p, req, reply);
+	else if (mc_val_is_str(cmd, "record-delete"))
+		cmd_record_delete(p, req, reply);
+	else if (mc_val_is_str(cmd, "record-get"))
+		cmd_record_get(p, req, reply);
+	else if (mc_val_is_str(cmd, "record-list"))
+		cmd_record_list(p, req, reply);
+	else
+		peer_ctl_reply_error(reply, "unknown command");
+}

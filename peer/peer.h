@@ -1,0 +1,54 @@
+/*
+ * The peer daemon: one libuv loop that composes the store, the control
+ * socket and (as they arrive) gossip, the API edge and the overlay.
+ * Internal to peer/.
+ */
+#ifndef PEER_PEER_H
+#define PEER_PEER_H
+
+#include "capacity.h"
+#include "config.h"
+#include "ctl.h"
+#include "datadir.h"
+#include "hlc.h"
+#include "records.h"
+#include "store.h"
+
+#include <uv.h>
+
+struct peer {
+	uv_loop_t *loop;
+	struct peer_config cfg;
+	int lock_fd;
+
+	char id[PEER_ID_HEX_LEN + 1];
+	char cloud_id[33];
+	char region[64];
+	char cidr[48];
+	char advertise[64];
+	struct mc_identity identity;
+	struct peer_keyring keyring;
+
+	struct peer_store *store;
+	struct mc_hlc clock;
+	struct peer_writer writer;
+	struct peer_capacity capacity;
+
+	struct peer_ctl *ctl;
+	uv_signal_t sigterm, sigint;
+	uint64_t started_ms;
+	bool stopping;
+};
+
+/*
+ * Runs a peer with cfg until SIGTERM or SIGINT. Returns the process exit
+ * status: 0 after a clean stop, 1 when it could not start, 2 for bad input
+ * (a bad join token, a data dir holding no cloud).
+ */
+int peer_run(const struct peer_config *cfg);
+
+/* Control socket requests (ctl_cmds.c). */
+void peer_ctl_dispatch(void *arg, const struct mc_val *request,
+		       struct mc_buf *reply);
+
+#endif

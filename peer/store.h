@@ -1,0 +1,94 @@
+/*
+ * The peer's durable state: one SQLite database in WAL mode holding the
+ * cloud's replicated record map (kind, id) -> body, each record stamped with
+ * a hybrid-logical-clock value and the id of the peer that wrote it, plus a
+ * small table of this peer's own settings. Only store.c includes sqlite3.h.
+ *
+ * Every write is one transaction and is durable when the call returns
+ * (synchronous=FULL), so a write acknowledged to a client survives kill -9.
+ * The store is used from one thread at a time.
+ */
+#ifndef PEER_STORE_H
+#define PEER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The schema version this mallee writes (PRAGMA user_version). */
+#define PEER_STORE_SCHEMA_VERSION 1
+#define PEER_ID_HEX_LEN 16
+
+struct peer_store;
+
+/*
+ * A record. Filled by the caller for peer_store_apply (fields borrowed), or
+ * by the store for peer_store_get and list callbacks (then owned by the
+ * store for a callback's duration, or by the caller after get, released with
+ * peer_record_clear).
+ */
+struct peer_record {
+	char *kind;
+	char *id;
+	uint8_t *body;
+	size_t body_len;
+	uint64_t hlc;
+	char writer[PEER_ID_HEX_LEN + 1];
+	bool deleted; /* a tombstone: body is empty */
+};
+
+void peer_record_clear(struct peer_record *r);
+
+/*
+ * Opens (and with create, creates) the database at path, migrating an older
+ * schema forward. Returns 0 and sets *out, or a negative errno with a
+ * one-line reason in err: -ENOENT (absent and !create), -EPROTO (written by a
+ * newer mallee: refused, never altered), -EIO (corrupt or unreadable).
+ */
+int peer_store_open(const char *path, bool create, struct peer_store **out,
+		    char *err, size_t err_size);
+void peer_store_close(struct peer_store *s);
+
+/* This peer's settings (cloud id, name, ...). get: -ENOENT when unset. */
+int peer_store_meta_get(struct peer_store *s, const char *key, char *out,
+			size_t size);
+int peer_store_meta_set(struct peer_store *s, const char *key,
+			const char *value);
+
+/*
+ * Last-writer-wins merge of one record: it replaces the stored one only when
+ * (hlc, writer) is greater. *applied (may be NULL) tells whether it did.
+ * Returns 0 or a negative errno.
+ */
+int peer_store_apply(struct peer_store *s, const struct peer_record *r,
+		     bool *applied);
+/* Applies many in one transaction; *n_applied counts those that won. */
+int peer_store_apply_batch(struct peer_store *s, const struct peer_record *rs,
+			   size_t n, size_t *n_applied);
+
+/* Fills *out (tombstones included); -ENOENT when there is no such record. */
+int peer_store_get(struct peer_store *s, const char *kind, const char *id,
+		   struct peer_record *out);
+
+/*
+ * Calls cb for each record of kind (all kinds when kind is NULL) in (kind,
+ * id) order, tombstones only when with_tombstones. The record is borrowed
+ * for the call. A non-zero return from cb stops the walk and is returned.
+ */
+typedef int (*peer_record_cb)(const struct peer_record *r, void *arg);
+int peer_store_list(struct peer_store *s, const char *kind,
+		    bool with_tombstones, peer_record_cb cb, void *arg);
+
+/* Number of live (non-tombstone) records; of kind, or all when NULL. */
+int peer_store_count(struct peer_store *s, const char *kind, uint64_t *out);
+/* The greatest hlc stored, 0 for an empty store (seeds this peer's clock). */
+int peer_store_max_hlc(struct peer_store *s, uint64_t *out);
+
+/* Drops tombstones whose hlc wall time is older than before_ms. */
+int peer_store_collect_tombstones(struct peer_store *s, uint64_t before_ms,
+				  uint64_t *removed);
+
+/* Runs PRAGMA integrity_check; 0 when it says ok, else -EIO and err. */
+int peer_store_check(struct peer_store *s, char *err, size_t err_size);
+
+#endif
