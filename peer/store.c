@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -127,6 +129,14 @@ static bool errno_is_permission(int e)
 	return e == EACCES || e == EPERM || e == EROFS;
 }
 
+/* Permission problems are -EACCES; anything else unreadable is -EIO. */
+static int errno_result(int e)
+{
+	if (errno_is_permission(e))
+		return -EACCES;
+	return e == ENOENT ? -ENOENT : -EIO;
+}
+
 /* Maps a SQLite result code to the negative errno the store returns. */
 static int sqlite_errno(struct peer_store *s, int rc)
 {
@@ -195,9 +205,7 @@ static int open_fail(struct peer_store *s, int rc, const char *what, char *err,
 		if (sys) {
 			set_err(err, size, "cannot %s %s: %s", what, s->path,
 			        strerror(sys));
-			if (errno_is_permission(sys))
-				return -EACCES;
-			return sys == ENOENT ? -ENOENT : -EIO;
+			return errno_result(sys);
 		}
 		break;
 	}
@@ -330,7 +338,8 @@ static int check_file(struct peer_store *s, int64_t *version_out, char *err,
 
 	/* SQLite quietly opens a file it may not write read-only. */
 	if (sqlite3_db_readonly(s->db, "main") == 1) {
-		set_err(err, size, "cannot open %s: it is read-only", s->path);
+		set_err(err, size,
+		        "cannot open %s for writing: it is read-only", s->path);
 		return -EACCES;
 	}
 	*version_out = version;
@@ -454,19 +463,45 @@ static void store_free(struct peer_store *s)
 	free(s);
 }
 
+/*
+ * Creates an absent file before SQLite sees it: SQLite retries a failed
+ * create read-only, which turns "permission denied" into "no such file".
+ * The store holds access keys, so the file is the owner's alone; SQLite
+ * gives its -wal and -shm files the same mode.
+ */
+static int create_file(const char *path, bool create, char *err, size_t size)
+{
+	struct stat sb;
+	if (stat(path, &sb) == 0)
+		return 0;
+	int e = errno;
+	if (e == ENOENT && create) {
+		int fd =
+		    open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		/* Another process may have just created it: open that. */
+		if (errno == EEXIST)
+			return 0;
+		e = errno;
+		set_err(err, size, "cannot create %s: %s", path, strerror(e));
+		return errno_result(e);
+	}
+	set_err(err, size, "cannot open %s: %s", path, strerror(e));
+	return errno_result(e);
+}
+
 int peer_store_open(const char *path, bool create, struct peer_store **out,
                     char *err, size_t err_size)
 {
 	*out = NULL;
 	set_err(err, err_size, "%s", "");
 
-	/* Say "absent" plainly rather than through SQLite's CANTOPEN. */
-	struct stat sb;
-	if (!create && stat(path, &sb) != 0) {
-		int e = errno;
-		set_err(err, err_size, "cannot open %s: %s", path, strerror(e));
-		return e == ENOENT ? -ENOENT : -EIO;
-	}
+	int ret = create_file(path, create, err, err_size);
+	if (ret)
+		return ret;
 
 	struct peer_store *s = xcalloc(1, sizeof(*s));
 	s->path = xstrdup(path);
@@ -474,7 +509,6 @@ int peer_store_open(const char *path, bool create, struct peer_store **out,
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
-	int ret;
 	if (rc != SQLITE_OK) {
 		ret = open_fail(s, rc, "open", err, err_size);
 		goto err_db;

@@ -25,7 +25,8 @@ struct peer_store;
  * A record. Filled by the caller for peer_store_apply (fields borrowed), or
  * by the store for peer_store_get and list callbacks (then owned by the
  * store for a callback's duration, or by the caller after get, released with
- * peer_record_clear).
+ * peer_record_clear). body may be NULL when body_len is 0. Out-parameters
+ * that count (applied, n_applied, removed) may be NULL.
  */
 struct peer_record {
 	char *kind;
@@ -43,13 +44,16 @@ void peer_record_clear(struct peer_record *r);
  * Opens (and with create, creates) the database at path, migrating an older
  * schema forward. Returns 0 and sets *out, or a negative errno with a
  * one-line reason in err: -ENOENT (absent and !create), -EPROTO (written by a
- * newer mallee: refused, never altered), -EIO (corrupt or unreadable).
+ * newer mallee: refused, never altered), -EIO (corrupt, or not a mallee
+ * database), -EACCES (no permission). A new file is created mode 0600: it
+ * holds sealed access keys.
  */
 int peer_store_open(const char *path, bool create, struct peer_store **out,
 		    char *err, size_t err_size);
 void peer_store_close(struct peer_store *s);
 
-/* This peer's settings (cloud id, name, ...). get: -ENOENT when unset. */
+/* This peer's settings (cloud id, name, ...). get: -ENOENT when unset,
+ * -ERANGE when out is too small. */
 int peer_store_meta_get(struct peer_store *s, const char *key, char *out,
 			size_t size);
 int peer_store_meta_set(struct peer_store *s, const char *key,
