@@ -92,13 +92,13 @@ bool mc_addr_is_any(const struct mc_addr *a)
 {
 	if (a->ss.ss_family == AF_INET6)
 		return IN6_IS_ADDR_UNSPECIFIED(
-			&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+		    &((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
 	return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
 	       htonl(INADDR_ANY);
 }
 
 int mc_cidr_parse(struct mc_cidr *out, const char *text, int min_prefix,
-		  int max_prefix)
+                  int max_prefix)
 {
 	char host[32];
 	const char *slash = strchr(text, '/');

@@ -22,7 +22,6 @@ void mc_addr_format(const struct mc_addr *a, char *out, size_t size);
 uint16_t mc_addr_port(const struct mc_addr *a);
 bool mc_addr_is_any(const struct mc_addr *a);
 
-
 /* An IPv4 network, e.g. 172.31.0.0/16. */
 struct mc_cidr {
 	uint32_t network; /* host byte order */
@@ -34,6 +33,6 @@ struct mc_cidr {
  * set. Returns 0 or -EINVAL.
  */
 int mc_cidr_parse(struct mc_cidr *out, const char *text, int min_prefix,
-		  int max_prefix);
+                  int max_prefix);
 
 #endif

@@ -102,7 +102,7 @@ void mc_buf_consume(struct mc_buf *b, size_t n)
 char *mc_buf_strdup(const struct mc_buf *b)
 {
 	return xstrndup((const char *)(b->data ? b->data : (uint8_t *)""),
-			b->len);
+	                b->len);
 }
 
 void mc_cursor_init(struct mc_cursor *c, const void *p, size_t n)

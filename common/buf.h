@@ -23,7 +23,7 @@ uint8_t *mc_buf_reserve(struct mc_buf *b, size_t n);
 void mc_buf_append(struct mc_buf *b, const void *p, size_t n);
 void mc_buf_append_str(struct mc_buf *b, const char *s);
 void mc_buf_printf(struct mc_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void mc_buf_put_u8(struct mc_buf *b, uint8_t v);
 void mc_buf_put_be16(struct mc_buf *b, uint16_t v);
 void mc_buf_put_be32(struct mc_buf *b, uint32_t v);

@@ -56,12 +56,12 @@ static char *b64_encode(const void *in, size_t n, int variant)
 }
 
 static long b64_decode(void *out, size_t cap, const char *in, size_t len,
-		       int variant)
+                       int variant)
 {
 	size_t got = 0;
 	const char *end = NULL;
 	if (sodium_base642bin(out, cap, in, len, NULL, &got, &end, variant) !=
-		    0 ||
+	        0 ||
 	    end != in + len)
 		return -EINVAL;
 	return (long)got;
@@ -75,7 +75,7 @@ char *mc_b64url_encode(const void *in, size_t n)
 long mc_b64url_decode(void *out, size_t cap, const char *in, size_t len)
 {
 	return b64_decode(out, cap, in, len,
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
 char *mc_b64_encode(const void *in, size_t n)
@@ -89,31 +89,31 @@ long mc_b64_decode(void *out, size_t cap, const char *in, size_t len)
 }
 
 void mc_seal(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES],
-	     const void *ad, size_t ad_len, const void *msg, size_t n)
+             const void *ad, size_t ad_len, const void *msg, size_t n)
 {
 	uint8_t *dst = mc_buf_reserve(out, n + MC_SEAL_OVERHEAD);
 	uint8_t *nonce = dst;
 	randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	unsigned long long clen = 0;
 	crypto_aead_xchacha20poly1305_ietf_encrypt(
-		dst + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, msg,
-		n, ad, ad_len, NULL, nonce, key);
+	    dst + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, msg, n,
+	    ad, ad_len, NULL, nonce, key);
 	out->len += crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + clen;
 }
 
-int mc_open(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES],
-	    const void *ad, size_t ad_len, const void *sealed, size_t n)
+int mc_open(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES], const void *ad,
+            size_t ad_len, const void *sealed, size_t n)
 {
 	if (n < MC_SEAL_OVERHEAD)
 		return -EBADMSG;
 	const uint8_t *nonce = sealed;
-	const uint8_t *ct = nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	const uint8_t *ct =
+	    nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 	size_t ct_len = n - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 	uint8_t *dst = mc_buf_reserve(out, ct_len);
 	unsigned long long mlen = 0;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(dst, &mlen, NULL, ct,
-						       ct_len, ad, ad_len,
-						       nonce, key) != 0)
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+	        dst, &mlen, NULL, ct, ct_len, ad, ad_len, nonce, key) != 0)
 		return -EBADMSG;
 	out->len += mlen;
 	return 0;
@@ -130,7 +130,8 @@ void mc_identity_generate(struct mc_identity *id)
 	crypto_box_keypair(id->box_pk, id->box_sk);
 }
 
-void mc_box_public(uint8_t pk[MC_BOX_PK_BYTES], const uint8_t sk[MC_BOX_SK_BYTES])
+void mc_box_public(uint8_t pk[MC_BOX_PK_BYTES],
+                   const uint8_t sk[MC_BOX_SK_BYTES])
 {
 	crypto_scalarmult_base(pk, sk);
 }

@@ -12,13 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MC_KEY_BYTES 32
-#define MC_SEAL_OVERHEAD (24 + 16) /* XChaCha20 nonce + Poly1305 tag */
-#define MC_SIGN_PK_BYTES 32
-#define MC_SIGN_SK_BYTES 64
+#define MC_KEY_BYTES       32
+#define MC_SEAL_OVERHEAD   (24 + 16) /* XChaCha20 nonce + Poly1305 tag */
+#define MC_SIGN_PK_BYTES   32
+#define MC_SIGN_SK_BYTES   64
 #define MC_SIGNATURE_BYTES 64
-#define MC_BOX_PK_BYTES 32
-#define MC_BOX_SK_BYTES 32
+#define MC_BOX_PK_BYTES    32
+#define MC_BOX_SK_BYTES    32
 
 /* Returns 0, or -1 when libsodium cannot start (no entropy source). */
 int mc_crypto_init(void);
@@ -47,10 +47,10 @@ long mc_b64_decode(void *out, size_t cap, const char *in, size_t len);
  * associated data ad (may be NULL) is authenticated, not stored.
  */
 void mc_seal(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES],
-	     const void *ad, size_t ad_len, const void *msg, size_t n);
+             const void *ad, size_t ad_len, const void *msg, size_t n);
 /* Opens what mc_seal made, appending the plaintext; -EBADMSG on failure. */
-int mc_open(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES],
-	    const void *ad, size_t ad_len, const void *sealed, size_t n);
+int mc_open(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES], const void *ad,
+            size_t ad_len, const void *sealed, size_t n);
 
 /* BLAKE2b of in, out_len between 16 and 64 bytes. */
 void mc_hash(void *out, size_t out_len, const void *in, size_t n);
@@ -64,7 +64,8 @@ struct mc_identity {
 
 void mc_identity_generate(struct mc_identity *id);
 /* Derives the X25519 public key of a secret one. */
-void mc_box_public(uint8_t pk[MC_BOX_PK_BYTES], const uint8_t sk[MC_BOX_SK_BYTES]);
+void mc_box_public(uint8_t pk[MC_BOX_PK_BYTES],
+                   const uint8_t sk[MC_BOX_SK_BYTES]);
 /* Recomputes both public keys from the secrets; false if inconsistent. */
 bool mc_identity_check(const struct mc_identity *id);
 

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#define MC_HLC_LOGICAL_BITS 16
+#define MC_HLC_LOGICAL_BITS        16
 #define MC_HLC_DEFAULT_MAX_SKEW_MS (60u * 1000u)
 
 struct mc_hlc {

@@ -34,7 +34,7 @@ enum mc_log_level mc_log_get_level(void)
 }
 
 void mc_log(enum mc_log_level level, const char *subsystem, const char *fmt,
-	    ...)
+            ...)
 {
 	if (level < min_level)
 		return;
@@ -46,11 +46,11 @@ void mc_log(enum mc_log_level level, const char *subsystem, const char *fmt,
 
 	/* Build the whole line first so concurrent writers never interleave. */
 	char line[2048];
-	int n = snprintf(line, sizeof(line),
-			 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-			 level_names[level], subsystem);
+	int n = snprintf(
+	    line, sizeof(line),
+	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    ts.tv_nsec / 1000000, level_names[level], subsystem);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
 	va_list ap;

@@ -15,7 +15,7 @@ void mc_log_set_level(enum mc_log_level level);
 enum mc_log_level mc_log_get_level(void);
 
 void mc_log(enum mc_log_level level, const char *subsystem, const char *fmt,
-	    ...) __attribute__((format(printf, 3, 4)));
+            ...) __attribute__((format(printf, 3, 4)));
 
 #define mc_debug(sub, ...) mc_log(MC_LOG_DEBUG, sub, __VA_ARGS__)
 #define mc_info(sub, ...)  mc_log(MC_LOG_INFO, sub, __VA_ARGS__)

@@ -14,8 +14,8 @@ static int buf_write(void *data, const char *p, size_t n)
 	return 0;
 }
 
-#define PACKER(b)                                                            \
-	msgpack_packer pk;                                                   \
+#define PACKER(b)                                                              \
+	msgpack_packer pk;                                                     \
 	msgpack_packer_init(&pk, (b), buf_write)
 
 void mc_pack_nil(struct mc_buf *b)
@@ -104,8 +104,7 @@ void mc_pack_kv_bool(struct mc_buf *b, const char *key, bool v)
 	mc_pack_bool(b, v);
 }
 
-void mc_pack_kv_bin(struct mc_buf *b, const char *key, const void *p,
-		    size_t n)
+void mc_pack_kv_bin(struct mc_buf *b, const char *key, const void *p, size_t n)
 {
 	mc_pack_str(b, key);
 	mc_pack_bin(b, p, n);
@@ -120,7 +119,7 @@ struct mc_doc {
 };
 
 static bool convert(struct mc_doc *doc, const msgpack_object *o,
-		    struct mc_val *out, int depth)
+                    struct mc_val *out, int depth)
 {
 	if (depth > MAX_DEPTH)
 		return false;
@@ -159,13 +158,13 @@ static bool convert(struct mc_doc *doc, const msgpack_object *o,
 		uint32_t n = o->via.array.size;
 		out->type = MC_VAL_ARRAY;
 		out->v.array.n = n;
-		out->v.array.items =
-			msgpack_zone_malloc(&doc->zone, sizeof(struct mc_val) * n + 1);
+		out->v.array.items = msgpack_zone_malloc(
+		    &doc->zone, sizeof(struct mc_val) * n + 1);
 		if (!out->v.array.items)
 			return false;
 		for (uint32_t i = 0; i < n; i++)
 			if (!convert(doc, &o->via.array.ptr[i],
-				     &out->v.array.items[i], depth + 1))
+			             &out->v.array.items[i], depth + 1))
 				return false;
 		return true;
 	}
@@ -173,15 +172,15 @@ static bool convert(struct mc_doc *doc, const msgpack_object *o,
 		uint32_t n = o->via.map.size;
 		out->type = MC_VAL_MAP;
 		out->v.map.n = n;
-		out->v.map.kv =
-			msgpack_zone_malloc(&doc->zone, sizeof(struct mc_kv) * n + 1);
+		out->v.map.kv = msgpack_zone_malloc(
+		    &doc->zone, sizeof(struct mc_kv) * n + 1);
 		if (!out->v.map.kv)
 			return false;
 		for (uint32_t i = 0; i < n; i++) {
 			if (!convert(doc, &o->via.map.ptr[i].key,
-				     &out->v.map.kv[i].key, depth + 1) ||
+			             &out->v.map.kv[i].key, depth + 1) ||
 			    !convert(doc, &o->via.map.ptr[i].val,
-				     &out->v.map.kv[i].val, depth + 1))
+			             &out->v.map.kv[i].val, depth + 1))
 				return false;
 		}
 		return true;
@@ -255,17 +254,37 @@ static bool skip_value(struct mc_cursor *c, int depth)
 	if ((t & 0xf0) == 0x80)
 		return skip_items(c, 2u * (t & 0x0f), depth);
 	switch (t) {
-	case 0xcc: case 0xd0: return skip_n(c, 1);
-	case 0xcd: case 0xd1: return skip_n(c, 2);
-	case 0xce: case 0xd2: case 0xca: return skip_n(c, 4);
-	case 0xcf: case 0xd3: case 0xcb: return skip_n(c, 8);
-	case 0xc4: case 0xd9: return get_len(c, 1, &n) && skip_n(c, n);
-	case 0xc5: case 0xda: return get_len(c, 2, &n) && skip_n(c, n);
-	case 0xc6: case 0xdb: return get_len(c, 4, &n) && skip_n(c, n);
-	case 0xdc: return get_len(c, 2, &n) && skip_items(c, n, depth);
-	case 0xdd: return get_len(c, 4, &n) && skip_items(c, n, depth);
-	case 0xde: return get_len(c, 2, &n) && skip_items(c, 2 * n, depth);
-	case 0xdf: return get_len(c, 4, &n) && skip_items(c, 2 * n, depth);
+	case 0xcc:
+	case 0xd0:
+		return skip_n(c, 1);
+	case 0xcd:
+	case 0xd1:
+		return skip_n(c, 2);
+	case 0xce:
+	case 0xd2:
+	case 0xca:
+		return skip_n(c, 4);
+	case 0xcf:
+	case 0xd3:
+	case 0xcb:
+		return skip_n(c, 8);
+	case 0xc4:
+	case 0xd9:
+		return get_len(c, 1, &n) && skip_n(c, n);
+	case 0xc5:
+	case 0xda:
+		return get_len(c, 2, &n) && skip_n(c, n);
+	case 0xc6:
+	case 0xdb:
+		return get_len(c, 4, &n) && skip_n(c, n);
+	case 0xdc:
+		return get_len(c, 2, &n) && skip_items(c, n, depth);
+	case 0xdd:
+		return get_len(c, 4, &n) && skip_items(c, n, depth);
+	case 0xde:
+		return get_len(c, 2, &n) && skip_items(c, 2 * n, depth);
+	case 0xdf:
+		return get_len(c, 4, &n) && skip_items(c, 2 * n, depth);
 	default:
 		return false; /* ext types and 0xc1 are not ours */
 	}
@@ -299,7 +318,7 @@ struct mc_doc *mc_unpack(const void *data, size_t len)
 	size_t off = 0;
 	msgpack_object obj;
 	msgpack_unpack_return r =
-		msgpack_unpack(copy, len, &off, &doc->zone, &obj);
+	    msgpack_unpack(copy, len, &off, &doc->zone, &obj);
 	if (r != MSGPACK_UNPACK_SUCCESS || off != len ||
 	    !convert(doc, &obj, &doc->root, 0)) {
 		mc_doc_free(doc);
@@ -356,8 +375,7 @@ bool mc_get_bool(const struct mc_val *m, const char *key, bool *out)
 	return true;
 }
 
-bool mc_get_str(const struct mc_val *m, const char *key, char *out,
-		size_t size)
+bool mc_get_str(const struct mc_val *m, const char *key, char *out, size_t size)
 {
 	const struct mc_val *v = mc_map_get(m, key);
 	if (!v || v->type != MC_VAL_STR || v->v.s.n >= size ||
@@ -369,7 +387,7 @@ bool mc_get_str(const struct mc_val *m, const char *key, char *out,
 }
 
 bool mc_get_bytes(const struct mc_val *m, const char *key, const uint8_t **p,
-		  size_t *n)
+                  size_t *n)
 {
 	const struct mc_val *v = mc_map_get(m, key);
 	if (!v || (v->type != MC_VAL_STR && v->type != MC_VAL_BIN))
@@ -419,8 +437,8 @@ static void json_indent(struct mc_buf *out, bool pretty, int depth)
 		mc_buf_append_str(out, "  ");
 }
 
-static void json_value(const struct mc_val *v, struct mc_buf *out,
-		       bool pretty, int depth)
+static void json_value(const struct mc_val *v, struct mc_buf *out, bool pretty,
+                       int depth)
 {
 	switch (v->type) {
 	case MC_VAL_NIL:
@@ -454,7 +472,7 @@ static void json_value(const struct mc_val *v, struct mc_buf *out,
 				mc_buf_put_u8(out, ',');
 			json_indent(out, pretty, depth + 1);
 			json_value(&v->v.array.items[i], out, pretty,
-				   depth + 1);
+			           depth + 1);
 		}
 		if (v->v.array.n)
 			json_indent(out, pretty, depth);
@@ -470,7 +488,8 @@ static void json_value(const struct mc_val *v, struct mc_buf *out,
 			if (kv->key.type == MC_VAL_STR) {
 				json_string(out, kv->key.v.s.p, kv->key.v.s.n);
 			} else {
-				/* JSON keys are strings: quote the rendering. */
+				/* JSON keys are strings: quote the rendering.
+				 */
 				struct mc_buf k;
 				mc_buf_init(&k);
 				json_value(&kv->key, &k, false, 0);

@@ -29,8 +29,7 @@ void mc_pack_kv_str(struct mc_buf *b, const char *key, const char *v);
 void mc_pack_kv_uint(struct mc_buf *b, const char *key, uint64_t v);
 void mc_pack_kv_int(struct mc_buf *b, const char *key, int64_t v);
 void mc_pack_kv_bool(struct mc_buf *b, const char *key, bool v);
-void mc_pack_kv_bin(struct mc_buf *b, const char *key, const void *p,
-		    size_t n);
+void mc_pack_kv_bin(struct mc_buf *b, const char *key, const void *p, size_t n);
 
 enum mc_val_type {
 	MC_VAL_NIL,
@@ -56,7 +55,7 @@ struct mc_val {
 		struct {
 			const char *p; /* not NUL-terminated */
 			uint32_t n;
-		} s;		       /* STR and BIN */
+		} s; /* STR and BIN */
 		struct {
 			struct mc_val *items;
 			uint32_t n;
@@ -94,10 +93,10 @@ bool mc_get_uint(const struct mc_val *m, const char *key, uint64_t *out);
 bool mc_get_bool(const struct mc_val *m, const char *key, bool *out);
 /* Copies a STR value into out (NUL-terminated); false if it does not fit. */
 bool mc_get_str(const struct mc_val *m, const char *key, char *out,
-		size_t size);
+                size_t size);
 /* Points at a STR or BIN value's bytes (borrowed from the doc). */
 bool mc_get_bytes(const struct mc_val *m, const char *key, const uint8_t **p,
-		  size_t *n);
+                  size_t *n);
 
 /* Writes v as JSON (strings escaped, bin as hex), indented when pretty. */
 void mc_val_to_json(const struct mc_val *v, struct mc_buf *out, bool pretty);

@@ -17,9 +17,9 @@ int peer_capacity_measure(const char *data_dir, struct peer_capacity *out)
 		return -errno;
 	out->vcpu_total = (uint32_t)cpus;
 	out->memory_mib_total =
-		(uint64_t)si.totalram * si.mem_unit / (1024 * 1024);
+	    (uint64_t)si.totalram * si.mem_unit / (1024 * 1024);
 	out->disk_mib_total =
-		(uint64_t)vfs.f_blocks * vfs.f_frsize / (1024 * 1024);
+	    (uint64_t)vfs.f_blocks * vfs.f_frsize / (1024 * 1024);
 	/* Nothing is reserved until instances are admitted. */
 	out->vcpu_free = out->vcpu_total;
 	out->memory_mib_free = out->memory_mib_total;

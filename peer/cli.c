@@ -23,7 +23,7 @@
 static int usage_error(const char *cmd, const char *msg)
 {
 	fprintf(stderr, "mallee %s: %s (see mallee %s --help)\n", cmd, msg,
-		cmd);
+	        cmd);
 	return 2;
 }
 
@@ -43,17 +43,17 @@ int cli_peer(int argc, char **argv)
 int cli_init(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"data-dir", required_argument, NULL, 'd'},
-		{"name", required_argument, NULL, 'n'},
-		{"cidr", required_argument, NULL, 'c'},
-		{"force", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"cidr", required_argument, NULL, 'c'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct peer_cloud_spec spec = {
-		.data_dir = PEER_DEFAULT_DATA_DIR,
-		.name = PEER_DEFAULT_REGION,
-		.cidr = PEER_DEFAULT_CIDR,
+	    .data_dir = PEER_DEFAULT_DATA_DIR,
+	    .name = PEER_DEFAULT_REGION,
+	    .cidr = PEER_DEFAULT_CIDR,
 	};
 	int c;
 	opterr = 0;
@@ -75,13 +75,15 @@ int cli_init(int argc, char **argv)
 		case 'h':
 			printf("usage: mallee init [--data-dir DIR] [--name "
 			       "REGION] [--cidr CIDR] [--force]\n\n"
-			       "Creates a new cloud in DIR (default "
-			       PEER_DEFAULT_DATA_DIR "): its id and secret "
+			       "Creates a new cloud in DIR "
+			       "(default " PEER_DEFAULT_DATA_DIR
+			       "): its id and secret "
 			       "key, this\nhost's identity, the store, and "
 			       "the admin account's first access key,\n"
 			       "which is printed once.\n\n"
-			       "  --name REGION  the region name (default "
-			       PEER_DEFAULT_REGION "; AWS-style names suit "
+			       "  --name REGION  the region name "
+			       "(default " PEER_DEFAULT_REGION
+			       "; AWS-style names suit "
 			       "the most clients)\n"
 			       "  --cidr CIDR    instances' private network "
 			       "(default " PEER_DEFAULT_CIDR ")\n"
@@ -90,7 +92,7 @@ int cli_init(int argc, char **argv)
 			return 0;
 		default:
 			return usage_error("init", "unknown flag or missing "
-						   "value");
+			                           "value");
 		}
 	}
 	if (optind < argc)
@@ -116,12 +118,11 @@ int cli_init(int argc, char **argv)
 
 /* Sends one request to the local peer; prints the error on failure. */
 static int ctl_request(const char *cmd, const char *dir,
-		       const struct mc_buf *req, struct mc_doc **out)
+                       const struct mc_buf *req, struct mc_doc **out)
 {
 	char err[1024];
 	struct mc_doc *doc = NULL;
-	int r = peer_ctl_call(dir, req, CTL_TIMEOUT_MS, &doc, err,
-			      sizeof(err));
+	int r = peer_ctl_call(dir, req, CTL_TIMEOUT_MS, &doc, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "mallee %s: %s\n", cmd, err);
 		return 1;
@@ -139,8 +140,7 @@ static int ctl_request(const char *cmd, const char *dir,
 	return 0;
 }
 
-static int fetch_status(const char *cmd, const char *dir,
-			struct mc_doc **out)
+static int fetch_status(const char *cmd, const char *dir, struct mc_doc **out)
 {
 	struct mc_buf req;
 	mc_buf_init(&req);
@@ -154,10 +154,10 @@ static int fetch_status(const char *cmd, const char *dir,
 int cli_token(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"data-dir", required_argument, NULL, 'd'},
-		{"addr", required_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *dir = PEER_DEFAULT_DATA_DIR;
 	struct peer_token t;
@@ -173,16 +173,15 @@ int cli_token(int argc, char **argv)
 			break;
 		case 'a':
 			if (mc_addr_parse(&a, optarg,
-					  PEER_DEFAULT_GOSSIP_PORT) != 0 ||
+			                  PEER_DEFAULT_GOSSIP_PORT) != 0 ||
 			    strlen(optarg) >= sizeof(t.addrs[0]))
 				return usage_error("token",
-						   "--addr needs an address "
-						   "like 10.0.0.1:7700");
+				                   "--addr needs an address "
+				                   "like 10.0.0.1:7700");
 			if (t.n_addrs == PEER_TOKEN_MAX_ADDRS)
-				return usage_error("token",
-						   "too many --addr");
-			snprintf(t.addrs[t.n_addrs++], sizeof(t.addrs[0]),
-				 "%s", optarg);
+				return usage_error("token", "too many --addr");
+			snprintf(t.addrs[t.n_addrs++], sizeof(t.addrs[0]), "%s",
+			         optarg);
 			break;
 		case 'h':
 			printf("usage: mallee token [--data-dir DIR] [--addr "
@@ -195,7 +194,7 @@ int cli_token(int argc, char **argv)
 			return 0;
 		default:
 			return usage_error("token", "unknown flag or missing "
-						    "value");
+			                            "value");
 		}
 	}
 	if (optind < argc)
@@ -224,13 +223,14 @@ int cli_token(int argc, char **argv)
 	    peer_store_meta_get(s, "name", t.name, sizeof(t.name)) ||
 	    peer_store_meta_get(s, "cidr", t.cidr, sizeof(t.cidr)) ||
 	    mc_hex_decode(t.cloud_id, sizeof(t.cloud_id), cloud_id,
-			  strlen(cloud_id));
+	                  strlen(cloud_id));
 	peer_store_meta_get(s, "advertise", advertise, sizeof(advertise));
 	peer_store_close(s);
 	if (r) {
-		fprintf(stderr, "mallee token: the store in %s lacks the "
-				"cloud's settings\n",
-			dir);
+		fprintf(stderr,
+		        "mallee token: the store in %s lacks the "
+		        "cloud's settings\n",
+		        dir);
 		mc_wipe(&t, sizeof(t));
 		return 1;
 	}
@@ -243,23 +243,22 @@ int cli_token(int argc, char **argv)
 		mc_pack_map(&req, 1);
 		mc_pack_kv_str(&req, "cmd", "status");
 		if (peer_ctl_call(dir, &req, CTL_TIMEOUT_MS, &doc, err,
-				  sizeof(err)) == 0) {
+		                  sizeof(err)) == 0) {
 			const struct mc_val *members = mc_map_get(
-				mc_map_get(mc_doc_root(doc), "status"),
-				"members");
+			    mc_map_get(mc_doc_root(doc), "status"), "members");
 			for (uint32_t i = 0;
 			     members && members->type == MC_VAL_ARRAY &&
 			     i < members->v.array.n &&
 			     t.n_addrs < PEER_TOKEN_MAX_ADDRS;
 			     i++) {
 				const struct mc_val *m =
-					&members->v.array.items[i];
+				    &members->v.array.items[i];
 				char state[16];
 				if (mc_get_str(m, "state", state,
-					       sizeof(state)) &&
+				               sizeof(state)) &&
 				    strcmp(state, "alive") == 0 &&
 				    mc_get_str(m, "addr", t.addrs[t.n_addrs],
-					       sizeof(t.addrs[0])))
+				               sizeof(t.addrs[0])))
 					t.n_addrs++;
 			}
 			mc_doc_free(doc);
@@ -268,11 +267,11 @@ int cli_token(int argc, char **argv)
 	}
 	if (t.n_addrs == 0 && advertise[0])
 		snprintf(t.addrs[t.n_addrs++], sizeof(t.addrs[0]), "%s",
-			 advertise);
+		         advertise);
 	if (t.n_addrs == 0) {
 		fprintf(stderr, "mallee token: no peer address is known yet: "
-				"start the peer once, or name one with "
-				"--addr\n");
+		                "start the peer once, or name one with "
+		                "--addr\n");
 		mc_wipe(&t, sizeof(t));
 		return 1;
 	}
@@ -294,14 +293,14 @@ static void print_json(const struct mc_val *v)
 	mc_buf_free(&out);
 }
 
-static const char *str_or(const struct mc_val *m, const char *key,
-			  char *buf, size_t size, const char *fallback)
+static const char *str_or(const struct mc_val *m, const char *key, char *buf,
+                          size_t size, const char *fallback)
 {
 	return mc_get_str(m, key, buf, size) ? buf : fallback;
 }
 
 static uint64_t cap_of(const struct mc_val *m, const char *what,
-		       const char *which)
+                       const char *which)
 {
 	uint64_t v = 0;
 	mc_get_uint(mc_map_get(mc_map_get(m, "capacity"), what), which, &v);
@@ -312,15 +311,15 @@ static void roles_text(const struct mc_val *m, char *out, size_t size)
 {
 	const struct mc_val *roles = mc_map_get(m, "roles");
 	out[0] = '\0';
-	for (uint32_t i = 0; roles && roles->type == MC_VAL_ARRAY &&
-			     i < roles->v.array.n;
+	for (uint32_t i = 0;
+	     roles && roles->type == MC_VAL_ARRAY && i < roles->v.array.n;
 	     i++) {
 		const struct mc_val *r = &roles->v.array.items[i];
 		if (r->type != MC_VAL_STR)
 			continue;
 		size_t len = strlen(out);
 		snprintf(out + len, size - len, "%s%.*s", len ? "," : "",
-			 (int)r->v.s.n, r->v.s.p);
+		         (int)r->v.s.n, r->v.s.p);
 	}
 	if (!out[0])
 		snprintf(out, size, "host");
@@ -356,9 +355,8 @@ static void print_status(const struct mc_val *status)
 	       (unsigned long long)cap_of(self, "disk_mib", "total"));
 	printf("records  %llu\n\n", (unsigned long long)records);
 
-	uint32_t n = members && members->type == MC_VAL_ARRAY
-			     ? members->v.array.n
-			     : 0;
+	uint32_t n =
+	    members && members->type == MC_VAL_ARRAY ? members->v.array.n : 0;
 	printf("%-16s  %-16s  %-14s  %-8s  %-21s  %s\n", "MEMBER", "NAME",
 	       "ZONE", "STATE", "ADDRESS", "ROLES");
 	for (uint32_t i = 0; i < n; i++) {
@@ -376,10 +374,10 @@ static void print_status(const struct mc_val *status)
 int cli_status(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"data-dir", required_argument, NULL, 'd'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *dir = PEER_DEFAULT_DATA_DIR;
 	bool json = false;
@@ -440,12 +438,12 @@ static uint8_t *read_stdin(size_t *len)
 static void admin_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mallee admin [--data-dir DIR] record COMMAND ...\n\n"
-		"  record put KIND ID [BODY]  write a record (BODY, or stdin "
-		"when absent or -)\n"
-		"  record get KIND ID         print a record's body\n"
-		"  record delete KIND ID      delete a record (a tombstone)\n"
-		"  record list [KIND] [--json]  list records\n");
+	        "usage: mallee admin [--data-dir DIR] record COMMAND ...\n\n"
+	        "  record put KIND ID [BODY]  write a record (BODY, or stdin "
+	        "when absent or -)\n"
+	        "  record get KIND ID         print a record's body\n"
+	        "  record delete KIND ID      delete a record (a tombstone)\n"
+	        "  record list [KIND] [--json]  list records\n");
 }
 
 static void print_record_line(const struct mc_val *r)
@@ -486,10 +484,10 @@ static int admin_record(const char *dir, bool json, int argc, char **argv)
 		mc_pack_kv_str(&req, "id", argv[2]);
 		mc_pack_kv_bin(&req, "body", body, body_len);
 	} else if ((strcmp(op, "get") == 0 || strcmp(op, "delete") == 0) &&
-		   argc == 3) {
+	           argc == 3) {
 		mc_pack_map(&req, 3);
-		mc_pack_kv_str(&req, "cmd", op[0] == 'g' ? "record-get"
-							 : "record-delete");
+		mc_pack_kv_str(&req, "cmd",
+		               op[0] == 'g' ? "record-get" : "record-delete");
 		mc_pack_kv_str(&req, "kind", argv[1]);
 		mc_pack_kv_str(&req, "id", argv[2]);
 	} else if (strcmp(op, "list") == 0 && argc <= 2) {
@@ -521,8 +519,9 @@ static int admin_record(const char *dir, bool json, int argc, char **argv)
 		if (json)
 			print_json(recs);
 		else
-			for (uint32_t i = 0; recs && recs->type == MC_VAL_ARRAY &&
-					     i < recs->v.array.n;
+			for (uint32_t i = 0;
+			     recs && recs->type == MC_VAL_ARRAY &&
+			     i < recs->v.array.n;
 			     i++)
 				print_record_line(&recs->v.array.items[i]);
 	} else {
@@ -537,10 +536,10 @@ static int admin_record(const char *dir, bool json, int argc, char **argv)
 int cli_admin(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"data-dir", required_argument, NULL, 'd'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *dir = PEER_DEFAULT_DATA_DIR;
 	bool json = false;
@@ -568,6 +567,6 @@ int cli_admin(int argc, char **argv)
 	}
 	if (strcmp(argv[optind], "record") == 0)
 		return admin_record(dir, json, argc - optind - 1,
-				    argv + optind + 1);
+		                    argv + optind + 1);
 	return usage_error("admin", "unknown admin command");
 }

@@ -20,7 +20,7 @@ static void random_chars(char *out, size_t n, const char *alphabet)
 }
 
 int peer_account_create(struct peer_writer *w, const char *name,
-			char account[13])
+                        char account[13])
 {
 	account[0] = (char)('1' + mc_random_uniform(9));
 	random_chars(account + 1, 11, "0123456789");
@@ -31,21 +31,20 @@ int peer_account_create(struct peer_writer *w, const char *name,
 	mc_pack_kv_str(&b, "name", name);
 	mc_pack_kv_uint(&b, "created", mc_wall_ms());
 	int r = peer_records_put(w, PEER_KIND_ACCOUNT, account, b.data, b.len,
-				 NULL);
+	                         NULL);
 	mc_buf_free(&b);
 	return r;
 }
 
 int peer_access_key_create(struct peer_writer *w,
-			   const struct peer_keyring *ring,
-			   const char *account, const char *user,
-			   struct peer_access_key *out)
+                           const struct peer_keyring *ring, const char *account,
+                           const char *user, struct peer_access_key *out)
 {
 	memcpy(out->key_id, "AKIA", 4);
 	random_chars(out->key_id + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
 	random_chars(out->secret, 40,
-		     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		     "0123456789");
+	             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	             "0123456789");
 	if (out->account != account)
 		snprintf(out->account, sizeof(out->account), "%s", account);
 
@@ -54,7 +53,7 @@ int peer_access_key_create(struct peer_writer *w,
 	struct mc_buf sealed;
 	mc_buf_init(&sealed);
 	mc_seal(&sealed, ring->keys[0], out->key_id, strlen(out->key_id),
-		out->secret, strlen(out->secret));
+	        out->secret, strlen(out->secret));
 
 	struct mc_buf b;
 	mc_buf_init(&b);
@@ -65,7 +64,7 @@ int peer_access_key_create(struct peer_writer *w,
 	mc_pack_kv_uint(&b, "created", mc_wall_ms());
 	mc_pack_kv_bin(&b, "secret", sealed.data, sealed.len);
 	int r = peer_records_put(w, PEER_KIND_ACCESS_KEY, out->key_id, b.data,
-				 b.len, NULL);
+	                         b.len, NULL);
 	mc_buf_free(&b);
 	mc_buf_free(&sealed);
 	return r;
@@ -74,8 +73,8 @@ int peer_access_key_create(struct peer_writer *w,
 static void remove_cloud_files(const char *dir)
 {
 	static const char *const files[] = {
-		"cloud.keys", "identity.key", "mallee.db", "mallee.db-wal",
-		"mallee.db-shm",
+	    "cloud.keys",    "identity.key",  "mallee.db",
+	    "mallee.db-wal", "mallee.db-shm",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
 		char *p = peer_datadir_path(dir, files[i]);
@@ -89,16 +88,16 @@ static void remove_cloud_files(const char *dir)
  * holding the cloud's settings. The data dir must be locked by the caller.
  */
 static int lay_down(const char *dir, const struct mc_identity *id,
-		    const struct peer_keyring *ring, const char *cloud_id,
-		    const char *name, const char *cidr,
-		    struct peer_store **store_out, char *err, size_t err_size)
+                    const struct peer_keyring *ring, const char *cloud_id,
+                    const char *name, const char *cidr,
+                    struct peer_store **store_out, char *err, size_t err_size)
 {
 	int r = peer_identity_save(dir, id);
 	if (r == 0)
 		r = peer_keyring_save(dir, ring);
 	if (r) {
 		snprintf(err, err_size, "cannot write keys in %s: %s", dir,
-			 strerror(-r));
+		         strerror(-r));
 		return r;
 	}
 	char *db = peer_datadir_path(dir, "mallee.db");
@@ -113,8 +112,8 @@ static int lay_down(const char *dir, const struct mc_identity *id,
 	    (r = peer_store_meta_set(store, "name", name)) ||
 	    (r = peer_store_meta_set(store, "cidr", cidr)) ||
 	    (r = peer_store_meta_set(store, "peer-id", peer_id))) {
-		snprintf(err, err_size, "cannot write the store in %s: %s",
-			 dir, strerror(-r));
+		snprintf(err, err_size, "cannot write the store in %s: %s", dir,
+		         strerror(-r));
 		peer_store_close(store);
 		return r;
 	}
@@ -135,22 +134,22 @@ static bool region_name_ok(const char *s)
 }
 
 int peer_cloud_create(const struct peer_cloud_spec *spec,
-		      struct peer_access_key *admin, char cloud_id[33],
-		      char *err, size_t err_size)
+                      struct peer_access_key *admin, char cloud_id[33],
+                      char *err, size_t err_size)
 {
 	struct mc_cidr cidr;
 	if (!region_name_ok(spec->name)) {
 		snprintf(err, err_size,
-			 "--name \"%s\": a region name is 1-63 of a-z, 0-9 "
-			 "and '-' (e.g. us-east-1)",
-			 spec->name);
+		         "--name \"%s\": a region name is 1-63 of a-z, 0-9 "
+		         "and '-' (e.g. us-east-1)",
+		         spec->name);
 		return -EINVAL;
 	}
 	if (mc_cidr_parse(&cidr, spec->cidr, 8, 24) != 0) {
 		snprintf(err, err_size,
-			 "--cidr \"%s\" is not an IPv4 network from /8 to "
-			 "/24 (e.g. 172.31.0.0/16)",
-			 spec->cidr);
+		         "--cidr \"%s\" is not an IPv4 network from /8 to "
+		         "/24 (e.g. 172.31.0.0/16)",
+		         spec->cidr);
 		return -EINVAL;
 	}
 	int r = peer_datadir_prepare(spec->data_dir, true, err, err_size);
@@ -162,9 +161,9 @@ int peer_cloud_create(const struct peer_cloud_spec *spec,
 	if (peer_datadir_has_cloud(spec->data_dir)) {
 		if (!spec->force) {
 			snprintf(err, err_size,
-				 "%s already holds a cloud; use --force to "
-				 "replace it (its keys and records are lost)",
-				 spec->data_dir);
+			         "%s already holds a cloud; use --force to "
+			         "replace it (its keys and records are lost)",
+			         spec->data_dir);
 			peer_datadir_unlock(lock);
 			return -EEXIST;
 		}
@@ -181,7 +180,7 @@ int peer_cloud_create(const struct peer_cloud_spec *spec,
 
 	struct peer_store *store = NULL;
 	r = lay_down(spec->data_dir, &id, &ring, cloud_id, spec->name,
-		     spec->cidr, &store, err, err_size);
+	             spec->cidr, &store, err, err_size);
 	if (r)
 		goto out;
 
@@ -195,10 +194,10 @@ int peer_cloud_create(const struct peer_cloud_spec *spec,
 		r = peer_account_create(&w, "admin", admin->account);
 	if (r == 0)
 		r = peer_access_key_create(&w, &ring, admin->account, "admin",
-					   admin);
+		                           admin);
 	if (r)
 		snprintf(err, err_size, "cannot write the admin account: %s",
-			 strerror(-r));
+		         strerror(-r));
 	peer_store_close(store);
 out:
 	mc_wipe(&id, sizeof(id));
@@ -208,7 +207,7 @@ out:
 }
 
 int peer_cloud_adopt(const char *dir, const struct peer_token *t, char *err,
-		     size_t err_size)
+                     size_t err_size)
 {
 	int r = peer_datadir_prepare(dir, true, err, err_size);
 	if (r)
@@ -226,13 +225,13 @@ int peer_cloud_adopt(const char *dir, const struct peer_token *t, char *err,
 
 	struct peer_store *store = NULL;
 	r = lay_down(dir, &id, &ring, cloud_id, t->name, t->cidr, &store, err,
-		     err_size);
+	             err_size);
 	if (r == 0) {
 		peer_store_close(store);
 		char peer_id[17];
 		peer_id_of(&id, peer_id);
 		mc_info("cloud", "joined cloud %s (%s) as peer %s", cloud_id,
-			t->name, peer_id);
+		        t->name, peer_id);
 	}
 	mc_wipe(&id, sizeof(id));
 	mc_wipe(&ring, sizeof(ring));

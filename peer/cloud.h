@@ -13,10 +13,10 @@
 #include <stddef.h>
 
 #define PEER_DEFAULT_REGION "us-east-1"
-#define PEER_DEFAULT_CIDR "172.31.0.0/16"
+#define PEER_DEFAULT_CIDR   "172.31.0.0/16"
 
 struct peer_access_key {
-	char key_id[21];  /* AKIA + 16 */
+	char key_id[21]; /* AKIA + 16 */
 	char secret[41];
 	char account[13]; /* 12 digits */
 };
@@ -25,7 +25,7 @@ struct peer_cloud_spec {
 	const char *data_dir;
 	const char *name; /* region name */
 	const char *cidr;
-	bool force;	  /* replace a cloud already in data_dir */
+	bool force; /* replace a cloud already in data_dir */
 };
 
 /*
@@ -36,23 +36,22 @@ struct peer_cloud_spec {
  * says why.
  */
 int peer_cloud_create(const struct peer_cloud_spec *spec,
-		      struct peer_access_key *admin, char cloud_id[33],
-		      char *err, size_t err_size);
+                      struct peer_access_key *admin, char cloud_id[33],
+                      char *err, size_t err_size);
 
 /*
  * Makes an empty data dir a member of the token's cloud: a fresh identity,
  * the token's keyring, a store holding the cloud's id, name and CIDR.
  */
 int peer_cloud_adopt(const char *dir, const struct peer_token *t, char *err,
-		     size_t err_size);
+                     size_t err_size);
 
 /* Creates an account record with a fresh 12-digit id. */
 int peer_account_create(struct peer_writer *w, const char *name,
-			char account[13]);
+                        char account[13]);
 /* Creates an active access key for account, sealing its secret. */
 int peer_access_key_create(struct peer_writer *w,
-			   const struct peer_keyring *ring,
-			   const char *account, const char *user,
-			   struct peer_access_key *out);
+                           const struct peer_keyring *ring, const char *account,
+                           const char *user, struct peer_access_key *out);
 
 #endif

@@ -21,37 +21,38 @@ struct opt {
 	const char *help;
 };
 
-#define STR_OPT(field, kind, arg, help)                                      \
-	{#field, kind, offsetof(struct peer_config, field),                  \
-	 sizeof(((struct peer_config *)0)->field), arg, help}
+#define STR_OPT(field, kind, arg, help)                                        \
+	{                                                                      \
+#field, kind, offsetof(struct peer_config, field),             \
+		    sizeof(((struct peer_config *)0)->field), arg, help        \
+	}
 
 /* Flag names use '-', struct fields '_'; the table maps between them. */
 static const struct opt opts[] = {
-	{"data-dir", OPT_PATH, offsetof(struct peer_config, data_dir),
-	 sizeof(((struct peer_config *)0)->data_dir), "DIR",
-	 "where this peer keeps its state (default " PEER_DEFAULT_DATA_DIR
-	 ")"},
-	{"config", OPT_PATH, offsetof(struct peer_config, config_file),
-	 sizeof(((struct peer_config *)0)->config_file), "FILE",
-	 "settings file (default DATA_DIR/mallee.conf if present)"},
-	STR_OPT(join, OPT_STR, "TOKEN|ADDR[,ADDR]",
-		"join a cloud: a token from `mallee token`, or member addresses"),
-	STR_OPT(name, OPT_STR, "NAME", "this peer's name (default: host name)"),
-	STR_OPT(zone, OPT_STR, "ZONE",
-		"availability zone = cluster (default: REGION + \"a\")"),
-	STR_OPT(edge, OPT_BOOL, NULL, "serve the EC2 Query API"),
-	STR_OPT(gateway, OPT_BOOL, NULL,
-		"relay and NAT for peers without a routable address"),
-	STR_OPT(listen, OPT_ADDR, "ADDR",
-		"gossip and RPC address, UDP+TCP (default 0.0.0.0:7700)"),
-	STR_OPT(advertise, OPT_ADDR, "ADDR",
-		"address other peers use to reach this one (default: from "
-		"--listen)"),
-	{"api-listen", OPT_ADDR, offsetof(struct peer_config, api_listen),
-	 sizeof(((struct peer_config *)0)->api_listen), "ADDR",
-	 "EC2 API address for --edge (default 127.0.0.1:8773)"},
-	{"log-level", OPT_LEVEL, offsetof(struct peer_config, log_level), 0,
-	 "LEVEL", "debug, info, warn or error (default info)"},
+    {"data-dir", OPT_PATH, offsetof(struct peer_config, data_dir),
+     sizeof(((struct peer_config *)0)->data_dir), "DIR",
+     "where this peer keeps its state (default " PEER_DEFAULT_DATA_DIR ")"},
+    {"config", OPT_PATH, offsetof(struct peer_config, config_file),
+     sizeof(((struct peer_config *)0)->config_file), "FILE",
+     "settings file (default DATA_DIR/mallee.conf if present)"},
+    STR_OPT(join, OPT_STR, "TOKEN|ADDR[,ADDR]",
+            "join a cloud: a token from `mallee token`, or member addresses"),
+    STR_OPT(name, OPT_STR, "NAME", "this peer's name (default: host name)"),
+    STR_OPT(zone, OPT_STR, "ZONE",
+            "availability zone = cluster (default: REGION + \"a\")"),
+    STR_OPT(edge, OPT_BOOL, NULL, "serve the EC2 Query API"),
+    STR_OPT(gateway, OPT_BOOL, NULL,
+            "relay and NAT for peers without a routable address"),
+    STR_OPT(listen, OPT_ADDR, "ADDR",
+            "gossip and RPC address, UDP+TCP (default 0.0.0.0:7700)"),
+    STR_OPT(advertise, OPT_ADDR, "ADDR",
+            "address other peers use to reach this one (default: from "
+            "--listen)"),
+    {"api-listen", OPT_ADDR, offsetof(struct peer_config, api_listen),
+     sizeof(((struct peer_config *)0)->api_listen), "ADDR",
+     "EC2 API address for --edge (default 127.0.0.1:8773)"},
+    {"log-level", OPT_LEVEL, offsetof(struct peer_config, log_level), 0,
+     "LEVEL", "debug, info, warn or error (default info)"},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -61,21 +62,22 @@ void peer_config_defaults(struct peer_config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->data_dir, sizeof(c->data_dir), "%s", PEER_DEFAULT_DATA_DIR);
 	snprintf(c->listen, sizeof(c->listen), "0.0.0.0:%d",
-		 PEER_DEFAULT_GOSSIP_PORT);
+	         PEER_DEFAULT_GOSSIP_PORT);
 	snprintf(c->api_listen, sizeof(c->api_listen), "127.0.0.1:%d",
-		 PEER_DEFAULT_API_PORT);
+	         PEER_DEFAULT_API_PORT);
 	c->log_level = MC_LOG_INFO;
 }
 
 void peer_config_usage(FILE *out)
 {
 	fprintf(out, "usage: mallee peer [flags]\n\n"
-		     "Runs this host's peer in the foreground until SIGTERM or "
-		     "SIGINT.\n\nflags:\n");
+	             "Runs this host's peer in the foreground until SIGTERM or "
+	             "SIGINT.\n\nflags:\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", opts[i].name,
-			 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+		         opts[i].arg ? " " : "",
+		         opts[i].arg ? opts[i].arg : "");
 		fprintf(out, "  %-28s %s\n", left, opts[i].help);
 	}
 	fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
@@ -107,7 +109,7 @@ static int parse_bool(const char *v, bool *out)
 }
 
 static int set_opt(struct peer_config *c, const struct opt *o,
-		   const char *value, char *err, size_t err_size)
+                   const char *value, char *err, size_t err_size)
 {
 	char *field = (char *)c + o->offset;
 	struct mc_addr addr;
@@ -116,26 +118,26 @@ static int set_opt(struct peer_config *c, const struct opt *o,
 	case OPT_BOOL:
 		if (parse_bool(value, (bool *)field)) {
 			snprintf(err, err_size,
-				 "--%s: \"%s\" is not true or false", o->name,
-				 value);
+			         "--%s: \"%s\" is not true or false", o->name,
+			         value);
 			return -EINVAL;
 		}
 		return 0;
 	case OPT_LEVEL:
 		if (mc_log_parse_level(value, (enum mc_log_level *)field)) {
 			snprintf(err, err_size,
-				 "--%s: \"%s\" is not debug, info, warn or "
-				 "error",
-				 o->name, value);
+			         "--%s: \"%s\" is not debug, info, warn or "
+			         "error",
+			         o->name, value);
 			return -EINVAL;
 		}
 		return 0;
 	case OPT_ADDR:
 		if (mc_addr_parse(&addr, value, PEER_DEFAULT_GOSSIP_PORT)) {
 			snprintf(err, err_size,
-				 "--%s: \"%s\" is not an address like "
-				 "127.0.0.1:7700",
-				 o->name, value);
+			         "--%s: \"%s\" is not an address like "
+			         "127.0.0.1:7700",
+			         o->name, value);
 			return -EINVAL;
 		}
 		break;
@@ -148,17 +150,18 @@ static int set_opt(struct peer_config *c, const struct opt *o,
 		return -EINVAL;
 	}
 	if (strlen(value) >= o->size) {
-		snprintf(err, err_size, "--%s: value is too long (at most %zu "
-					"characters)",
-			 o->name, o->size - 1);
+		snprintf(err, err_size,
+		         "--%s: value is too long (at most %zu "
+		         "characters)",
+		         o->name, o->size - 1);
 		return -EINVAL;
 	}
 	memcpy(field, value, strlen(value) + 1);
 	return 0;
 }
 
-int peer_config_set(struct peer_config *c, const char *key,
-		    const char *value, char *err, size_t err_size)
+int peer_config_set(struct peer_config *c, const char *key, const char *value,
+                    char *err, size_t err_size)
 {
 	const struct opt *o = find_opt(key);
 	if (!o) {
@@ -179,8 +182,8 @@ static char *trim(char *s)
 }
 
 int peer_config_parse_file(struct peer_config *c, const char *text,
-			   const char *origin, const bool *set, char *err,
-			   size_t err_size)
+                           const char *origin, const bool *set, char *err,
+                           size_t err_size)
 {
 	char *copy = xstrdup(text);
 	char *save = NULL;
@@ -200,9 +203,9 @@ int peer_config_parse_file(struct peer_config *c, const char *text,
 		if (*s == '[') {
 			if (strcmp(s, "[peer]") != 0) {
 				snprintf(err, err_size,
-					 "%s:%d: unknown section %s (only "
-					 "[peer])",
-					 origin, lineno, s);
+				         "%s:%d: unknown section %s (only "
+				         "[peer])",
+				         origin, lineno, s);
 				r = -EINVAL;
 				break;
 			}
@@ -211,8 +214,8 @@ int peer_config_parse_file(struct peer_config *c, const char *text,
 		char *eq = strchr(s, '=');
 		if (!eq) {
 			snprintf(err, err_size,
-				 "%s:%d: expected \"key = value\"", origin,
-				 lineno);
+			         "%s:%d: expected \"key = value\"", origin,
+			         lineno);
 			r = -EINVAL;
 			break;
 		}
@@ -228,7 +231,7 @@ int peer_config_parse_file(struct peer_config *c, const char *text,
 		const struct opt *o = find_opt(key);
 		if (!o || strcmp(key, "config") == 0) {
 			snprintf(err, err_size, "%s:%d: unknown setting \"%s\"",
-				 origin, lineno, key);
+			         origin, lineno, key);
 			r = -EINVAL;
 			break;
 		}
@@ -237,7 +240,7 @@ int peer_config_parse_file(struct peer_config *c, const char *text,
 		char why[256];
 		if (set_opt(c, o, value, why, sizeof(why))) {
 			snprintf(err, err_size, "%s:%d: %s", origin, lineno,
-				 why);
+			         why);
 			r = -EINVAL;
 			break;
 		}
@@ -247,14 +250,14 @@ int peer_config_parse_file(struct peer_config *c, const char *text,
 }
 
 static int load_file(struct peer_config *c, const char *path, bool required,
-		     const bool *set, char *err, size_t err_size)
+                     const bool *set, char *err, size_t err_size)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		if (!required && errno == ENOENT)
 			return 0;
 		snprintf(err, err_size, "cannot read config %s: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 		return -EINVAL;
 	}
 	/* Config files are small; refuse anything that is clearly not one. */
@@ -263,7 +266,8 @@ static int load_file(struct peer_config *c, const char *path, bool required,
 	bool too_big = !feof(f);
 	fclose(f);
 	if (too_big) {
-		snprintf(err, err_size, "config %s is larger than 64 KiB", path);
+		snprintf(err, err_size, "config %s is larger than 64 KiB",
+		         path);
 		return -EINVAL;
 	}
 	text[n] = '\0';
@@ -275,7 +279,7 @@ static int load_file(struct peer_config *c, const char *path, bool required,
 }
 
 int peer_config_load(struct peer_config *c, int argc, char **argv, char *err,
-		     size_t err_size)
+                     size_t err_size)
 {
 	bool set[N_OPTS] = {false};
 
@@ -287,7 +291,7 @@ int peer_config_load(struct peer_config *c, int argc, char **argv, char *err,
 		}
 		if (strncmp(arg, "--", 2) != 0) {
 			snprintf(err, err_size, "unexpected argument \"%s\"",
-				 arg);
+			         arg);
 			return -EINVAL;
 		}
 		char name[64];
@@ -311,7 +315,7 @@ int peer_config_load(struct peer_config *c, int argc, char **argv, char *err,
 			value = argv[++i];
 		} else {
 			snprintf(err, err_size, "--%s needs a value (%s)", name,
-				 o->arg);
+			         o->arg);
 			return -EINVAL;
 		}
 		if (set_opt(c, o, value, err, err_size))

@@ -12,17 +12,17 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#define PEER_DEFAULT_DATA_DIR "/var/lib/mallee"
+#define PEER_DEFAULT_DATA_DIR    "/var/lib/mallee"
 #define PEER_DEFAULT_GOSSIP_PORT 7700
-#define PEER_DEFAULT_API_PORT 8773
+#define PEER_DEFAULT_API_PORT    8773
 #define PEER_DEFAULT_TUNNEL_PORT 7701
 
 struct peer_config {
 	char data_dir[512];
 	char config_file[512];
-	char join[4096];  /* a join token or ADDR[,ADDR...] */
-	char name[64];	  /* this peer's name; default: the host name */
-	char zone[64];	  /* default: the region name + "a" */
+	char join[4096]; /* a join token or ADDR[,ADDR...] */
+	char name[64];   /* this peer's name; default: the host name */
+	char zone[64];   /* default: the region name + "a" */
 	bool edge;
 	bool gateway;
 	char listen[64];     /* gossip and RPC, UDP+TCP */
@@ -40,16 +40,16 @@ void peer_config_defaults(struct peer_config *c);
  * printed); or -EINVAL with a one-line reason in err.
  */
 int peer_config_load(struct peer_config *c, int argc, char **argv, char *err,
-		     size_t err_size);
+                     size_t err_size);
 
 /* Parses one ini file into c, skipping keys already set (mask by index). */
 int peer_config_parse_file(struct peer_config *c, const char *text,
-			   const char *origin, const bool *set, char *err,
-			   size_t err_size);
+                           const char *origin, const bool *set, char *err,
+                           size_t err_size);
 
 /* Sets one option by its long name, as a flag or a file line would. */
-int peer_config_set(struct peer_config *c, const char *key,
-		    const char *value, char *err, size_t err_size);
+int peer_config_set(struct peer_config *c, const char *key, const char *value,
+                    char *err, size_t err_size);
 
 void peer_config_usage(FILE *out);
 

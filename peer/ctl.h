@@ -12,19 +12,19 @@
 
 #include <uv.h>
 
-#define PEER_CTL_SOCKET "ctl.sock"
+#define PEER_CTL_SOCKET    "ctl.sock"
 #define PEER_CTL_MAX_FRAME (16u << 20)
 
 /* Handles one request; writes one complete reply map into reply. */
 typedef void (*peer_ctl_handler)(void *arg, const struct mc_val *request,
-				 struct mc_buf *reply);
+                                 struct mc_buf *reply);
 
 struct peer_ctl;
 
 /* Listens on path; NULL with err filled when it cannot. */
 struct peer_ctl *peer_ctl_start(uv_loop_t *loop, const char *path,
-				peer_ctl_handler handler, void *arg, char *err,
-				size_t err_size);
+                                peer_ctl_handler handler, void *arg, char *err,
+                                size_t err_size);
 /* Closes the listener and every client; memory is freed from the loop. */
 void peer_ctl_stop(struct peer_ctl *ctl);
 
@@ -34,12 +34,11 @@ void peer_ctl_stop(struct peer_ctl *ctl);
  * Returns 0 and *reply (caller frees), -ECONNREFUSED/-ENOENT when no peer
  * runs there, or another negative errno; err says why.
  */
-int peer_ctl_call(const char *dir, const struct mc_buf *request,
-		  int timeout_ms, struct mc_doc **reply, char *err,
-		  size_t err_size);
+int peer_ctl_call(const char *dir, const struct mc_buf *request, int timeout_ms,
+                  struct mc_doc **reply, char *err, size_t err_size);
 
 /* Reply helpers for handlers. */
 void peer_ctl_reply_error(struct mc_buf *reply, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -74,9 +74,8 @@ static int recv_all(int fd, uint8_t *p, size_t n, int64_t deadline)
 	return 0;
 }
 
-int peer_ctl_call(const char *dir, const struct mc_buf *request,
-		  int timeout_ms, struct mc_doc **reply, char *err,
-		  size_t err_size)
+int peer_ctl_call(const char *dir, const struct mc_buf *request, int timeout_ms,
+                  struct mc_doc **reply, char *err, size_t err_size)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char *path = peer_datadir_path(dir, PEER_CTL_SOCKET);
@@ -87,7 +86,7 @@ int peer_ctl_call(const char *dir, const struct mc_buf *request,
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(err, err_size, "control socket path %s is too long",
-			 path);
+		         path);
 		r = -ENAMETOOLONG;
 		goto out;
 	}
@@ -97,10 +96,11 @@ int peer_ctl_call(const char *dir, const struct mc_buf *request,
 		r = -errno;
 		if (r == -ENOENT || r == -ECONNREFUSED)
 			snprintf(err, err_size,
-				 "no peer is running on data dir %s", dir);
+			         "no peer is running on data dir %s", dir);
 		else
-			snprintf(err, err_size, "cannot reach the peer at %s: %s",
-				 path, strerror(-r));
+			snprintf(err, err_size,
+			         "cannot reach the peer at %s: %s", path,
+			         strerror(-r));
 		goto out;
 	}
 
@@ -127,8 +127,8 @@ int peer_ctl_call(const char *dir, const struct mc_buf *request,
 
 io_error:
 	snprintf(err, err_size, "control socket %s: %s", path,
-		 r == -ETIMEDOUT ? "the peer did not answer in time"
-				 : strerror(-r));
+	         r == -ETIMEDOUT ? "the peer did not answer in time"
+	                         : strerror(-r));
 out:
 	free(body);
 	if (fd >= 0)

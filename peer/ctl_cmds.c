@@ -84,7 +84,7 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 	mc_pack_kv_str(reply, "version", MALLEE_VERSION_STRING);
 	mc_pack_kv_uint(reply, "pid", (uint64_t)getpid());
 	mc_pack_kv_uint(reply, "uptime_s",
-			(mc_wall_ms() - p->started_ms) / 1000);
+	                (mc_wall_ms() - p->started_ms) / 1000);
 	mc_pack_kv_uint(reply, "records", records);
 	pack_capacity(reply, &p->capacity);
 
@@ -95,18 +95,17 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 
 /* Pulls "kind" and "id" out of a request, checked. */
 static bool get_kind_id(const struct mc_val *req, char *kind, char *id,
-			struct mc_buf *reply)
+                        struct mc_buf *reply)
 {
-	if (!mc_get_str(req, "kind", kind, 129) ||
-	    !peer_record_name_ok(kind)) {
+	if (!mc_get_str(req, "kind", kind, 129) || !peer_record_name_ok(kind)) {
 		peer_ctl_reply_error(reply, "kind must be 1-128 printable "
-					    "characters without spaces");
+		                            "characters without spaces");
 		return false;
 	}
-	if (id && (!mc_get_str(req, "id", id, 129) ||
-		   !peer_record_name_ok(id))) {
+	if (id &&
+	    (!mc_get_str(req, "id", id, 129) || !peer_record_name_ok(id))) {
 		peer_ctl_reply_error(reply, "id must be 1-128 printable "
-					    "characters without spaces");
+		                            "characters without spaces");
 		return false;
 	}
 	return true;
@@ -120,7 +119,7 @@ static void reply_stamp(struct mc_buf *reply, uint64_t stamp)
 }
 
 static void cmd_record_put(struct peer *p, const struct mc_val *req,
-			   struct mc_buf *reply)
+                           struct mc_buf *reply)
 {
 	char kind[129], id[129];
 	const uint8_t *body;
@@ -135,14 +134,14 @@ static void cmd_record_put(struct peer *p, const struct mc_val *req,
 	int r = peer_records_put(&p->writer, kind, id, body, len, &stamp);
 	if (r) {
 		peer_ctl_reply_error(reply, "cannot write %s/%s: %s", kind, id,
-				     strerror(-r));
+		                     strerror(-r));
 		return;
 	}
 	reply_stamp(reply, stamp);
 }
 
 static void cmd_record_delete(struct peer *p, const struct mc_val *req,
-			      struct mc_buf *reply)
+                              struct mc_buf *reply)
 {
 	char kind[129], id[129];
 	uint64_t stamp;
@@ -150,8 +149,8 @@ static void cmd_record_delete(struct peer *p, const struct mc_val *req,
 		return;
 	int r = peer_records_delete(&p->writer, kind, id, &stamp);
 	if (r) {
-		peer_ctl_reply_error(reply, "cannot delete %s/%s: %s", kind,
-				     id, strerror(-r));
+		peer_ctl_reply_error(reply, "cannot delete %s/%s: %s", kind, id,
+		                     strerror(-r));
 		return;
 	}
 	reply_stamp(reply, stamp);
@@ -169,7 +168,7 @@ static void pack_record(struct mc_buf *b, const struct peer_record *r)
 }
 
 static void cmd_record_get(struct peer *p, const struct mc_val *req,
-			   struct mc_buf *reply)
+                           struct mc_buf *reply)
 {
 	char kind[129], id[129];
 	struct peer_record r;
@@ -184,7 +183,7 @@ static void cmd_record_get(struct peer *p, const struct mc_val *req,
 	}
 	if (e) {
 		peer_ctl_reply_error(reply, "cannot read %s/%s: %s", kind, id,
-				     strerror(-e));
+		                     strerror(-e));
 		return;
 	}
 	mc_pack_map(reply, 2);
@@ -208,7 +207,7 @@ static int list_one(const struct peer_record *r, void *arg)
 }
 
 static void cmd_record_list(struct peer *p, const struct mc_val *req,
-			    struct mc_buf *reply)
+                            struct mc_buf *reply)
 {
 	char kind[129];
 	bool all = !mc_map_get(req, "kind");
@@ -216,11 +215,11 @@ static void cmd_record_list(struct peer *p, const struct mc_val *req,
 		return;
 	struct list_state s = {.n = 0};
 	mc_buf_init(&s.items);
-	int e = peer_store_list(p->store, all ? NULL : kind, false, list_one,
-				&s);
+	int e =
+	    peer_store_list(p->store, all ? NULL : kind, false, list_one, &s);
 	if (e) {
 		peer_ctl_reply_error(reply, "cannot list records: %s",
-				     strerror(-e));
+		                     strerror(-e));
 	} else {
 		mc_pack_map(reply, 2);
 		mc_pack_kv_bool(reply, "ok", true);
@@ -232,7 +231,7 @@ static void cmd_record_list(struct peer *p, const struct mc_val *req,
 }
 
 void peer_ctl_dispatch(void *arg, const struct mc_val *req,
-		       struct mc_buf *reply)
+                       struct mc_buf *reply)
 {
 	struct peer *p = arg;
 	const struct mc_val *cmd = mc_map_get(req, "cmd");

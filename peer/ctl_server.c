@@ -78,8 +78,8 @@ static void send_reply(struct ctl_client *c, struct mc_buf *reply)
 	mc_buf_init(&w->frame);
 	mc_buf_put_be32(&w->frame, (uint32_t)reply->len);
 	mc_buf_append(&w->frame, reply->data, reply->len);
-	uv_buf_t buf = uv_buf_init((char *)w->frame.data,
-				   (unsigned)w->frame.len);
+	uv_buf_t buf =
+	    uv_buf_init((char *)w->frame.data, (unsigned)w->frame.len);
 	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, write_done)) {
 		mc_buf_free(&w->frame);
 		free(w);
@@ -93,7 +93,7 @@ static void handle_frames(struct ctl_client *c)
 		uint32_t len = mc_load_be32(c->in.data);
 		if (len > PEER_CTL_MAX_FRAME) {
 			mc_warn("ctl", "dropping client: frame of %u bytes",
-				len);
+			        len);
 			client_close(c);
 			return;
 		}
@@ -166,8 +166,8 @@ static void listener_closed(uv_handle_t *h)
 }
 
 struct peer_ctl *peer_ctl_start(uv_loop_t *loop, const char *path,
-				peer_ctl_handler handler, void *arg, char *err,
-				size_t err_size)
+                                peer_ctl_handler handler, void *arg, char *err,
+                                size_t err_size)
 {
 	struct peer_ctl *ctl = xcalloc(1, sizeof(*ctl));
 	ctl->handler = handler;
@@ -186,7 +186,7 @@ struct peer_ctl *peer_ctl_start(uv_loop_t *loop, const char *path,
 		r = uv_listen((uv_stream_t *)&ctl->listener, 16, connection_cb);
 	if (r) {
 		snprintf(err, err_size, "control socket %s: %s", path,
-			 uv_strerror(r));
+		         uv_strerror(r));
 		/* Freed by listener_closed once the loop runs again. */
 		uv_close((uv_handle_t *)&ctl->listener, listener_closed);
 		return NULL;

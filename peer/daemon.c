@@ -33,9 +33,9 @@ static int check_join_addrs(const char *join, char *err, size_t err_size)
 		struct mc_addr addr;
 		if (mc_addr_parse(&addr, a, PEER_DEFAULT_GOSSIP_PORT) != 0) {
 			snprintf(err, err_size,
-				 "--join: \"%s\" is neither a join token nor "
-				 "an address like 10.0.0.1:7700",
-				 a);
+			         "--join: \"%s\" is neither a join token nor "
+			         "an address like 10.0.0.1:7700",
+			         a);
 			r = -EINVAL;
 			break;
 		}
@@ -53,7 +53,7 @@ static void choose_advertise(struct peer *p)
 	struct mc_addr listen;
 	if (p->cfg.advertise[0]) {
 		snprintf(p->advertise, sizeof(p->advertise), "%s",
-			 p->cfg.advertise);
+		         p->cfg.advertise);
 		return;
 	}
 	mc_addr_parse(&listen, p->cfg.listen, PEER_DEFAULT_GOSSIP_PORT);
@@ -69,15 +69,16 @@ static void choose_advertise(struct peer *p)
 			    (i->ifa_flags & IFF_LOOPBACK) ||
 			    !(i->ifa_flags & IFF_UP))
 				continue;
-			inet_ntop(AF_INET,
-				  &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
-				  host, sizeof(host));
+			inet_ntop(
+			    AF_INET,
+			    &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+			    host, sizeof(host));
 			break;
 		}
 		freeifaddrs(ifs);
 	}
 	snprintf(p->advertise, sizeof(p->advertise), "%s:%u", host,
-		 mc_addr_port(&listen));
+	         mc_addr_port(&listen));
 }
 
 /* Makes sure the data dir holds the cloud the flags ask for. */
@@ -109,13 +110,13 @@ static int settle_cloud(struct peer *p, char *err, size_t err_size)
 		if (r)
 			return EXIT_START;
 		r = peer_store_meta_get(s, "cloud-id", have_id,
-					sizeof(have_id));
+		                        sizeof(have_id));
 		peer_store_close(s);
 		if (r == 0 && strcmp(want, have_id) != 0) {
 			snprintf(err, err_size,
-				 "data dir %s belongs to cloud %s, but the "
-				 "token is for cloud %s",
-				 dir, have_id, want);
+			         "data dir %s belongs to cloud %s, but the "
+			         "token is for cloud %s",
+			         dir, have_id, want);
 			return EXIT_INPUT;
 		}
 		return 0;
@@ -124,10 +125,10 @@ static int settle_cloud(struct peer *p, char *err, size_t err_size)
 		return EXIT_INPUT;
 	if (!have) {
 		snprintf(err, err_size,
-			 "data dir %s holds no cloud: create one with `mallee "
-			 "init --data-dir %s`, or join with `mallee peer "
-			 "--join TOKEN` (a token from `mallee token`)",
-			 dir, dir);
+		         "data dir %s holds no cloud: create one with `mallee "
+		         "init --data-dir %s`, or join with `mallee peer "
+		         "--join TOKEN` (a token from `mallee token`)",
+		         dir, dir);
 		return EXIT_INPUT;
 	}
 	return 0;
@@ -149,29 +150,28 @@ static int load_state(struct peer *p, char *err, size_t err_size)
 	if (r)
 		return r;
 	if (peer_store_meta_get(p->store, "cloud-id", p->cloud_id,
-				sizeof(p->cloud_id)) ||
+	                        sizeof(p->cloud_id)) ||
 	    peer_store_meta_get(p->store, "name", p->region,
-				sizeof(p->region)) ||
+	                        sizeof(p->region)) ||
 	    peer_store_meta_get(p->store, "cidr", p->cidr, sizeof(p->cidr))) {
 		snprintf(err, err_size,
-			 "the store in %s lacks the cloud's settings", dir);
+		         "the store in %s lacks the cloud's settings", dir);
 		return -EINVAL;
 	}
 	mc_hlc_init(&p->clock, MC_HLC_DEFAULT_MAX_SKEW_MS);
 	if ((r = peer_writer_init(&p->writer, p->store, &p->clock, p->id))) {
 		snprintf(err, err_size, "cannot read the store: %s",
-			 strerror(-r));
+		         strerror(-r));
 		return r;
 	}
 	if (!p->cfg.name[0] &&
 	    gethostname(p->cfg.name, sizeof(p->cfg.name) - 1) != 0)
 		snprintf(p->cfg.name, sizeof(p->cfg.name), "%s", p->id);
 	if (!p->cfg.zone[0])
-		snprintf(p->cfg.zone, sizeof(p->cfg.zone), "%.62sa",
-			 p->region);
+		snprintf(p->cfg.zone, sizeof(p->cfg.zone), "%.62sa", p->region);
 	if ((r = peer_capacity_measure(dir, &p->capacity))) {
 		snprintf(err, err_size, "cannot measure capacity: %s",
-			 strerror(-r));
+		         strerror(-r));
 		return r;
 	}
 	choose_advertise(p);
@@ -204,20 +204,20 @@ static void log_start(const struct peer *p)
 		strcpy(roles, "host ");
 	roles[strlen(roles) - 1] = '\0';
 	mc_info("peer",
-		"peer %s (%s) up: cloud %s region %s zone %s, roles %s, "
-		"advertising %s, %u vCPU %llu MiB memory %llu MiB disk",
-		p->id, p->cfg.name, p->cloud_id, p->region, p->cfg.zone, roles,
-		p->advertise, p->capacity.vcpu_total,
-		(unsigned long long)p->capacity.memory_mib_total,
-		(unsigned long long)p->capacity.disk_mib_total);
+	        "peer %s (%s) up: cloud %s region %s zone %s, roles %s, "
+	        "advertising %s, %u vCPU %llu MiB memory %llu MiB disk",
+	        p->id, p->cfg.name, p->cloud_id, p->region, p->cfg.zone, roles,
+	        p->advertise, p->capacity.vcpu_total,
+	        (unsigned long long)p->capacity.memory_mib_total,
+	        (unsigned long long)p->capacity.disk_mib_total);
 	if (p->cfg.edge)
 		mc_warn("edge",
-			"the EC2 API is not serving yet: this build has no API "
-			"edge (it will listen on %s)",
-			p->cfg.api_listen);
+		        "the EC2 API is not serving yet: this build has no API "
+		        "edge (it will listen on %s)",
+		        p->cfg.api_listen);
 	if (p->cfg.join[0])
 		mc_warn("gossip", "this build cannot gossip yet: running "
-				  "alone, not joined to other peers");
+		                  "alone, not joined to other peers");
 }
 
 static void teardown(struct peer *p)
@@ -267,8 +267,8 @@ int peer_run(const struct peer_config *cfg)
 	uv_signal_start(&p->sigint, on_signal, SIGINT);
 
 	char *sock = peer_datadir_path(cfg->data_dir, PEER_CTL_SOCKET);
-	p->ctl = peer_ctl_start(&loop, sock, peer_ctl_dispatch, p, err,
-				sizeof(err));
+	p->ctl =
+	    peer_ctl_start(&loop, sock, peer_ctl_dispatch, p, err, sizeof(err));
 	free(sock);
 	if (!p->ctl) {
 		uv_close((uv_handle_t *)&p->sigterm, NULL);

@@ -19,7 +19,7 @@ char *peer_datadir_path(const char *dir, const char *file)
 }
 
 int peer_datadir_prepare(const char *dir, bool create, char *err,
-			 size_t err_size)
+                         size_t err_size)
 {
 	struct stat st;
 	if (stat(dir, &st) != 0) {
@@ -29,7 +29,7 @@ int peer_datadir_prepare(const char *dir, bool create, char *err,
 				return 0;
 			e = errno;
 			snprintf(err, err_size, "cannot create data dir %s: %s",
-				 dir, strerror(e));
+			         dir, strerror(e));
 			return -e;
 		}
 		snprintf(err, err_size, "data dir %s: %s", dir, strerror(e));
@@ -53,7 +53,7 @@ int peer_datadir_prepare(const char *dir, bool create, char *err,
 	free(probe);
 	if (fd < 0) {
 		snprintf(err, err_size, "data dir %s is not writable: %s", dir,
-			 strerror(e));
+		         strerror(e));
 		return -e;
 	}
 	return 0;
@@ -79,7 +79,7 @@ int peer_datadir_lock(const char *dir, char *err, size_t err_size)
 	if (fd < 0) {
 		int e = errno;
 		snprintf(err, err_size, "cannot open %s: %s", path,
-			 strerror(e));
+		         strerror(e));
 		free(path);
 		return -e;
 	}
@@ -92,12 +92,12 @@ int peer_datadir_lock(const char *dir, char *err, size_t err_size)
 		pid[strcspn(pid, "\n")] = '\0';
 		if (e == EWOULDBLOCK)
 			snprintf(err, err_size,
-				 "data dir %s is in use by another peer "
-				 "(pid %s)",
-				 dir, pid[0] ? pid : "unknown");
+			         "data dir %s is in use by another peer "
+			         "(pid %s)",
+			         dir, pid[0] ? pid : "unknown");
 		else
 			snprintf(err, err_size, "cannot lock %s: %s", path,
-				 strerror(e));
+			         strerror(e));
 		close(fd);
 		free(path);
 		return e == EWOULDBLOCK ? -EBUSY : -e;
@@ -117,8 +117,8 @@ void peer_datadir_unlock(int fd)
 		close(fd); /* drops the flock */
 }
 
-int peer_write_file_atomic(const char *dir, const char *file,
-			   const void *data, size_t len, int mode)
+int peer_write_file_atomic(const char *dir, const char *file, const void *data,
+                           size_t len, int mode)
 {
 	char *tmp = xasprintf("%s/.%s.tmp", dir, file);
 	char *dst = peer_datadir_path(dir, file);
@@ -163,8 +163,8 @@ out:
 }
 
 /* Reads a whole small secret file into buf; returns its length or -errno. */
-static long read_small(const char *dir, const char *file, void *buf,
-		       size_t cap, char *err, size_t err_size)
+static long read_small(const char *dir, const char *file, void *buf, size_t cap,
+                       char *err, size_t err_size)
 {
 	char *path = peer_datadir_path(dir, file);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -172,7 +172,7 @@ static long read_small(const char *dir, const char *file, void *buf,
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, err_size, "cannot read %s: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 		free(path);
 		return r;
 	}
@@ -180,7 +180,7 @@ static long read_small(const char *dir, const char *file, void *buf,
 	r = n < 0 ? -errno : (long)n;
 	if (n < 0)
 		snprintf(err, err_size, "cannot read %s: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 	else if ((size_t)n == cap) {
 		snprintf(err, err_size, "%s is larger than expected", path);
 		r = -EINVAL;
@@ -191,11 +191,11 @@ static long read_small(const char *dir, const char *file, void *buf,
 }
 
 int peer_keyring_load(const char *dir, struct peer_keyring *out, char *err,
-		      size_t err_size)
+                      size_t err_size)
 {
 	char text[PEER_KEYRING_MAX * 80 + 1];
 	long n = read_small(dir, "cloud.keys", text, sizeof(text) - 1, err,
-			    err_size);
+	                    err_size);
 	if (n < 0)
 		return (int)n;
 	text[n] = '\0';
@@ -211,11 +211,11 @@ int peer_keyring_load(const char *dir, struct peer_keyring *out, char *err,
 		}
 		if (out->n == PEER_KEYRING_MAX ||
 		    mc_hex_decode(out->keys[out->n], MC_KEY_BYTES, line,
-				  strlen(line)) != 0) {
+		                  strlen(line)) != 0) {
 			snprintf(err, err_size,
-				 "%s/cloud.keys is corrupt (expected up to %d "
-				 "lines of 64 hex digits)",
-				 dir, PEER_KEYRING_MAX);
+			         "%s/cloud.keys is corrupt (expected up to %d "
+			         "lines of 64 hex digits)",
+			         dir, PEER_KEYRING_MAX);
 			mc_wipe(text, sizeof(text));
 			mc_wipe(out, sizeof(*out));
 			return -EINVAL;
@@ -246,12 +246,12 @@ int peer_keyring_save(const char *dir, const struct peer_keyring *k)
 }
 
 int peer_identity_load(const char *dir, struct mc_identity *out, char *err,
-		       size_t err_size)
+                       size_t err_size)
 {
 	size_t magic = strlen(IDENTITY_MAGIC);
 	uint8_t buf[256];
-	long n = read_small(dir, "identity.key", buf, sizeof(buf), err,
-			    err_size);
+	long n =
+	    read_small(dir, "identity.key", buf, sizeof(buf), err, err_size);
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n != magic + MC_SIGN_SK_BYTES + MC_BOX_SK_BYTES ||
@@ -281,10 +281,9 @@ int peer_identity_save(const char *dir, const struct mc_identity *id)
 	memcpy(buf, IDENTITY_MAGIC, magic);
 	memcpy(buf + magic, id->sign_sk, MC_SIGN_SK_BYTES);
 	memcpy(buf + magic + MC_SIGN_SK_BYTES, id->box_sk, MC_BOX_SK_BYTES);
-	int r = peer_write_file_atomic(dir, "identity.key", buf,
-				       magic + MC_SIGN_SK_BYTES +
-					       MC_BOX_SK_BYTES,
-				       0600);
+	int r = peer_write_file_atomic(
+	    dir, "identity.key", buf,
+	    magic + MC_SIGN_SK_BYTES + MC_BOX_SK_BYTES, 0600);
 	mc_wipe(buf, sizeof(buf));
 	return r;
 }

@@ -34,7 +34,7 @@ char *peer_datadir_path(const char *dir, const char *file);
  * directory. Returns 0 or a negative errno with a reason in err.
  */
 int peer_datadir_prepare(const char *dir, bool create, char *err,
-			 size_t err_size);
+                         size_t err_size);
 /* True when dir already holds a cloud (a keyring or a database). */
 bool peer_datadir_has_cloud(const char *dir);
 
@@ -47,17 +47,17 @@ int peer_datadir_lock(const char *dir, char *err, size_t err_size);
 void peer_datadir_unlock(int fd);
 
 int peer_keyring_load(const char *dir, struct peer_keyring *out, char *err,
-		      size_t err_size);
+                      size_t err_size);
 int peer_keyring_save(const char *dir, const struct peer_keyring *k);
 
 int peer_identity_load(const char *dir, struct mc_identity *out, char *err,
-		       size_t err_size);
+                       size_t err_size);
 int peer_identity_save(const char *dir, const struct mc_identity *id);
 /* The peer id: hex of the first 8 bytes of BLAKE2b(Ed25519 public key). */
 void peer_id_of(const struct mc_identity *id, char out[17]);
 
 /* Writes data to dir/file atomically with the given mode. */
-int peer_write_file_atomic(const char *dir, const char *file,
-			   const void *data, size_t len, int mode);
+int peer_write_file_atomic(const char *dir, const char *file, const void *data,
+                           size_t len, int mode);
 
 #endif

@@ -7,16 +7,15 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mallee COMMAND [flags]\n\n"
-		"commands:\n"
-		"  init     create a new cloud in a data dir\n"
-		"  peer     run this host's peer (the daemon)\n"
-		"  token    print a join token for new hosts\n"
-		"  status   show the cloud as the local peer sees it\n"
-		"  admin    operator commands (records, ...)\n"
-		"  version  print mallee's version\n\n"
-		"`mallee COMMAND --help` tells more.\n");
+	fprintf(out, "usage: mallee COMMAND [flags]\n\n"
+	             "commands:\n"
+	             "  init     create a new cloud in a data dir\n"
+	             "  peer     run this host's peer (the daemon)\n"
+	             "  token    print a join token for new hosts\n"
+	             "  status   show the cloud as the local peer sees it\n"
+	             "  admin    operator commands (records, ...)\n"
+	             "  version  print mallee's version\n\n"
+	             "`mallee COMMAND --help` tells more.\n");
 }
 
 int main(int argc, char **argv)
@@ -25,9 +24,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(int argc, char **argv);
 	} commands[] = {
-		{"init", cli_init},	{"peer", cli_peer},
-		{"token", cli_token},	{"status", cli_status},
-		{"admin", cli_admin},
+	    {"init", cli_init},     {"peer", cli_peer},   {"token", cli_token},
+	    {"status", cli_status}, {"admin", cli_admin},
 	};
 
 	if (argc < 2) {
@@ -52,6 +50,6 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
 	fprintf(stderr, "mallee: unknown command \"%s\" (see mallee --help)\n",
-		argv[1]);
+	        argv[1]);
 	return 2;
 }

@@ -49,6 +49,6 @@ int peer_run(const struct peer_config *cfg);
 
 /* Control socket requests (ctl_cmds.c). */
 void peer_ctl_dispatch(void *arg, const struct mc_val *request,
-		       struct mc_buf *reply);
+                       struct mc_buf *reply);
 
 #endif

@@ -4,7 +4,7 @@
 #include <string.h>
 
 int peer_writer_init(struct peer_writer *w, struct peer_store *store,
-		     struct mc_hlc *clock, const char *id)
+                     struct mc_hlc *clock, const char *id)
 {
 	uint64_t max = 0;
 	int r = peer_store_max_hlc(store, &max);
@@ -30,19 +30,19 @@ bool peer_record_name_ok(const char *s)
 	return true;
 }
 
-static int write_record(struct peer_writer *w, const char *kind,
-			const char *id, const void *body, size_t len,
-			bool deleted, uint64_t *stamp)
+static int write_record(struct peer_writer *w, const char *kind, const char *id,
+                        const void *body, size_t len, bool deleted,
+                        uint64_t *stamp)
 {
 	if (!peer_record_name_ok(kind) || !peer_record_name_ok(id))
 		return -EINVAL;
 	struct peer_record r = {
-		.kind = (char *)kind,
-		.id = (char *)id,
-		.body = (uint8_t *)body,
-		.body_len = len,
-		.hlc = mc_hlc_now(w->clock, mc_wall_ms()),
-		.deleted = deleted,
+	    .kind = (char *)kind,
+	    .id = (char *)id,
+	    .body = (uint8_t *)body,
+	    .body_len = len,
+	    .hlc = mc_hlc_now(w->clock, mc_wall_ms()),
+	    .deleted = deleted,
 	};
 	memcpy(r.writer, w->id, PEER_ID_HEX_LEN);
 	r.writer[PEER_ID_HEX_LEN] = '\0';
@@ -53,13 +53,13 @@ static int write_record(struct peer_writer *w, const char *kind,
 }
 
 int peer_records_put(struct peer_writer *w, const char *kind, const char *id,
-		     const void *body, size_t len, uint64_t *stamp)
+                     const void *body, size_t len, uint64_t *stamp)
 {
 	return write_record(w, kind, id, body, len, false, stamp);
 }
 
-int peer_records_delete(struct peer_writer *w, const char *kind,
-			const char *id, uint64_t *stamp)
+int peer_records_delete(struct peer_writer *w, const char *kind, const char *id,
+                        uint64_t *stamp)
 {
 	return write_record(w, kind, id, "", 0, true, stamp);
 }

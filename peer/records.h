@@ -9,7 +9,7 @@
 #include "hlc.h"
 #include "store.h"
 
-#define PEER_KIND_ACCOUNT "account"
+#define PEER_KIND_ACCOUNT    "account"
 #define PEER_KIND_ACCESS_KEY "access-key"
 
 /* Who writes: the store, the clock and the writer id, all borrowed. */
@@ -21,14 +21,14 @@ struct peer_writer {
 
 /* Seeds the clock so no new stamp is below one already stored. */
 int peer_writer_init(struct peer_writer *w, struct peer_store *store,
-		     struct mc_hlc *clock, const char *id);
+                     struct mc_hlc *clock, const char *id);
 
 /* Writes (kind, id) -> body; *stamp (may be NULL) gets the record's hlc. */
 int peer_records_put(struct peer_writer *w, const char *kind, const char *id,
-		     const void *body, size_t len, uint64_t *stamp);
+                     const void *body, size_t len, uint64_t *stamp);
 /* Writes a tombstone for (kind, id). */
-int peer_records_delete(struct peer_writer *w, const char *kind,
-			const char *id, uint64_t *stamp);
+int peer_records_delete(struct peer_writer *w, const char *kind, const char *id,
+                        uint64_t *stamp);
 
 /* True for names fit to be a record kind or id: 1..128 printable ASCII. */
 bool peer_record_name_ok(const char *s);

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define CHECK_BYTES 4
+#define CHECK_BYTES   4
 #define TOKEN_VERSION 1
 
 char *peer_token_encode(const struct peer_token *t)
@@ -47,7 +47,7 @@ static int fail(const char **why, const char *reason)
 }
 
 static int decode_payload(const struct mc_val *root, struct peer_token *t,
-			  const char **why)
+                          const char **why)
 {
 	const uint8_t *p;
 	size_t n;
@@ -91,7 +91,7 @@ static int decode_payload(const struct mc_val *root, struct peer_token *t,
 }
 
 int peer_token_decode(const char *text, struct peer_token *out,
-		      const char **why)
+                      const char **why)
 {
 	size_t prefix = strlen(PEER_TOKEN_PREFIX);
 	uint8_t raw[PEER_TOKEN_MAX_TEXT];
@@ -105,15 +105,15 @@ int peer_token_decode(const char *text, struct peer_token *out,
 		len--;
 	if (len < prefix || memcmp(text, PEER_TOKEN_PREFIX, prefix) != 0)
 		return fail(why, "not a mallee join token (it should start "
-				 "with \"" PEER_TOKEN_PREFIX "\")");
+		                 "with \"" PEER_TOKEN_PREFIX "\")");
 	if (len - prefix > PEER_TOKEN_MAX_TEXT)
 		return fail(why, "token is too long");
 
-	long n = mc_b64url_decode(raw, sizeof(raw), text + prefix,
-				  len - prefix);
+	long n =
+	    mc_b64url_decode(raw, sizeof(raw), text + prefix, len - prefix);
 	if (n < 0)
 		return fail(why, "token contains characters that are not "
-				 "base64url");
+		                 "base64url");
 	if (n <= CHECK_BYTES)
 		return fail(why, "token is truncated");
 	size_t body = (size_t)n - CHECK_BYTES;
@@ -121,12 +121,12 @@ int peer_token_decode(const char *text, struct peer_token *out,
 	if (!mc_equal(check, raw + body, CHECK_BYTES)) {
 		mc_wipe(raw, sizeof(raw));
 		return fail(why, "token is corrupt or truncated (checksum "
-				 "mismatch)");
+		                 "mismatch)");
 	}
 
 	struct mc_doc *doc = mc_unpack(raw, body);
 	int r = doc ? decode_payload(mc_doc_root(doc), out, why)
-		    : fail(why, "token payload is malformed");
+	            : fail(why, "token payload is malformed");
 	mc_doc_free(doc);
 	mc_wipe(raw, sizeof(raw));
 	if (r)

@@ -11,16 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PEER_TOKEN_PREFIX "mallee1-"
-#define PEER_CLOUD_ID_BYTES 16
+#define PEER_TOKEN_PREFIX    "mallee1-"
+#define PEER_CLOUD_ID_BYTES  16
 #define PEER_TOKEN_MAX_ADDRS 8
-#define PEER_TOKEN_MAX_TEXT 4096
+#define PEER_TOKEN_MAX_TEXT  4096
 
 struct peer_token {
 	uint8_t cloud_id[PEER_CLOUD_ID_BYTES];
 	uint8_t cloud_key[32];
-	char name[64];		/* region name */
-	char cidr[48];		/* the cloud's private CIDR */
+	char name[64]; /* region name */
+	char cidr[48]; /* the cloud's private CIDR */
 	unsigned n_addrs;
 	char addrs[PEER_TOKEN_MAX_ADDRS][64]; /* gossip addresses, HOST:PORT */
 };
@@ -32,6 +32,6 @@ char *peer_token_encode(const struct peer_token *t);
  * -EINVAL with *why set to a static one-line reason.
  */
 int peer_token_decode(const char *text, struct peer_token *out,
-		      const char **why);
+                      const char **why);
 
 #endif

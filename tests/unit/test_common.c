@@ -32,7 +32,7 @@ static void test_wire_roundtrip(void)
 	CHECK_STR(s, "hi \"there\"\n");
 	CHECK(mc_get_uint(root, "u", &u) && u == UINT64_MAX);
 	CHECK(mc_get_bool(root, "b", &flag) && flag);
-	CHECK(!mc_get_uint(root, "i", &u)); /* negative is not a uint */
+	CHECK(!mc_get_uint(root, "i", &u));  /* negative is not a uint */
 	CHECK(!mc_get_str(root, "s", s, 4)); /* does not fit */
 	CHECK(mc_map_get(root, "missing") == NULL);
 
@@ -41,8 +41,8 @@ static void test_wire_roundtrip(void)
 	mc_val_to_json(root, &json, false);
 	char *text = mc_buf_strdup(&json);
 	CHECK_STR(text, "{\"s\":\"hi \\\"there\\\"\\n\",\"u\":"
-			"18446744073709551615,\"i\":-5,\"b\":true,\"a\":"
-			"[\"01ff\",null]}");
+	                "18446744073709551615,\"i\":-5,\"b\":true,\"a\":"
+	                "[\"01ff\",null]}");
 	free(text);
 	mc_buf_free(&json);
 	mc_doc_free(doc);

@@ -29,10 +29,11 @@ static void test_flags(void)
 {
 	struct peer_config c;
 	char err[512];
-	char *argv[] = {"peer",		  "--data-dir=/x",  "--edge",
-			"--gateway=false", "--zone",	    "z1",
-			"--listen",	   "127.0.0.5:7000", "--log-level",
-			"debug"};
+	char *argv[] = {"peer",        "--data-dir=/x",
+	                "--edge",      "--gateway=false",
+	                "--zone",      "z1",
+	                "--listen",    "127.0.0.5:7000",
+	                "--log-level", "debug"};
 	CHECK(load(&c, err, 10, argv) == 0);
 	CHECK(c.edge);
 	CHECK(!c.gateway);
@@ -72,8 +73,8 @@ static void test_file_and_precedence(void)
 	snprintf(path, sizeof(path), "%s/mallee.conf", dir);
 	FILE *f = fopen(path, "w");
 	fprintf(f, "# settings\n[peer]\nzone = fromfile\n; c\n"
-		   "name = \"quoted name\"\nedge = yes\n\n"
-		   "listen = 127.0.0.9:7700\n");
+	           "name = \"quoted name\"\nedge = yes\n\n"
+	           "listen = 127.0.0.9:7700\n");
 	fclose(f);
 
 	struct peer_config c;

@@ -26,8 +26,9 @@ static void test_roundtrip(void)
 	sample(&t);
 	char *text = peer_token_encode(&t);
 	CHECK(strncmp(text, PEER_TOKEN_PREFIX, strlen(PEER_TOKEN_PREFIX)) == 0);
-	CHECK(strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			   "0123456789-_") == strlen(text));
+	CHECK(strspn(text,
+	             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	             "0123456789-_") == strlen(text));
 	CHECK(peer_token_decode(text, &u, &why) == 0);
 	CHECK(memcmp(&t, &u, sizeof(t)) == 0);
 
