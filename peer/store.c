@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include "crypto.h"
 #include "hlc.h"
 #include "log.h"
 #include "mem.h"
@@ -42,9 +43,10 @@ static const char *const migrations[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE records(kind TEXT NOT NULL, id TEXT NOT NULL,"
     " body BLOB NOT NULL, hlc INTEGER NOT NULL, writer TEXT NOT NULL,"
-    " deleted INTEGER NOT NULL DEFAULT 0,"
+    " deleted INTEGER NOT NULL DEFAULT 0, bucket INTEGER NOT NULL,"
     " PRIMARY KEY(kind, id)) WITHOUT ROWID;"
-    "CREATE INDEX records_hlc ON records(hlc);",
+    "CREATE INDEX records_hlc ON records(hlc);"
+    "CREATE INDEX records_bucket ON records(bucket);",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PEER_STORE_SCHEMA_VERSION,
@@ -65,6 +67,9 @@ enum store_stmt {
 	ST_MAX_HLC,
 	ST_COLLECT,
 	ST_CHECK,
+	ST_VERSION,
+	ST_LIST_BUCKET,
+	ST_ALL_VERSIONS,
 	ST_N,
 };
 
@@ -82,8 +87,8 @@ static const char *const stmt_sql[ST_N] = {
      * incoming (hlc, writer) is greater, so sqlite3_changes() says
      * whether the record won.
      */
-    [ST_APPLY] = "INSERT INTO records(" RECORD_COLUMNS ")"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+    [ST_APPLY] = "INSERT INTO records(" RECORD_COLUMNS ", bucket)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                  " ON CONFLICT(kind, id) DO UPDATE SET"
                  " body = excluded.body, hlc = excluded.hlc,"
                  " writer = excluded.writer, deleted = excluded.deleted"
@@ -103,12 +108,23 @@ static const char *const stmt_sql[ST_N] = {
     [ST_MAX_HLC] = "SELECT max(hlc) FROM records",
     [ST_COLLECT] = "DELETE FROM records WHERE deleted = 1 AND hlc <= ?1",
     [ST_CHECK] = "PRAGMA integrity_check",
+    [ST_VERSION] =
+        "SELECT hlc, writer FROM records WHERE kind = ?1 AND id = ?2",
+    [ST_LIST_BUCKET] = "SELECT " RECORD_COLUMNS " FROM records"
+                       " WHERE bucket = ?1 ORDER BY kind, id",
+    [ST_ALL_VERSIONS] = "SELECT kind, id, hlc, writer FROM records",
 };
 
 struct peer_store {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *st[ST_N];
+	/*
+	 * XOR of the version hashes of the records in each bucket, kept in
+	 * step with every change so anti-entropy can compare two stores in
+	 * PEER_STORE_BUCKETS words without reading the table.
+	 */
+	uint64_t digest[PEER_STORE_BUCKETS];
 };
 
 static void set_err(char *err, size_t size, const char *fmt, ...)
@@ -265,6 +281,8 @@ static int tx_begin(struct peer_store *s)
  * SQLite may already have rolled back on its own (a full disk, an I/O
  * error), so ROLLBACK runs only while a transaction is still open.
  */
+static int digest_rebuild(struct peer_store *s);
+
 static int tx_end(struct peer_store *s, int ret)
 {
 	if (ret == 0) {
@@ -277,6 +295,8 @@ static int tx_end(struct peer_store *s, int ret)
 		int rc = step_done(s->st[ST_ROLLBACK]);
 		if (rc != SQLITE_OK)
 			store_fail(s, "rollback", rc);
+		/* The digest followed changes that are now undone. */
+		digest_rebuild(s);
 	}
 	return ret;
 }
@@ -532,6 +552,11 @@ int peer_store_open(const char *path, bool create, struct peer_store **out,
 	ret = prepare_all(s, err, err_size);
 	if (ret)
 		goto err_db;
+	ret = digest_rebuild(s);
+	if (ret) {
+		set_err(err, err_size, "cannot read %s", path);
+		goto err_db;
+	}
 
 	*out = s;
 	return 0;
@@ -617,10 +642,96 @@ static int record_valid(const struct peer_record *r)
 	return 0;
 }
 
+uint64_t peer_record_keyhash(const char *kind, const char *id)
+{
+	size_t kl = strlen(kind), il = strlen(id);
+	uint8_t in[2 * 129 + 1], h[16];
+	if (kl > 128 || il > 128)
+		return 0;
+	memcpy(in, kind, kl);
+	in[kl] = '\0';
+	memcpy(in + kl + 1, id, il);
+	mc_hash(h, sizeof(h), in, kl + 1 + il);
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	return v;
+}
+
+unsigned peer_record_bucket(uint64_t keyhash)
+{
+	return (unsigned)(keyhash >> 56);
+}
+
+/* A version's fingerprint: changes whenever (kind, id, hlc, writer) does. */
+static uint64_t version_hash(uint64_t keyhash, uint64_t hlc, const char *writer)
+{
+	uint8_t in[16 + PEER_ID_HEX_LEN], h[16];
+	for (int i = 0; i < 8; i++) {
+		in[i] = (uint8_t)(keyhash >> (56 - 8 * i));
+		in[8 + i] = (uint8_t)(hlc >> (56 - 8 * i));
+	}
+	size_t wl = strnlen(writer, PEER_ID_HEX_LEN);
+	memset(in + 16, 0, PEER_ID_HEX_LEN);
+	memcpy(in + 16, writer, wl);
+	mc_hash(h, sizeof(h), in, sizeof(in));
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	return v;
+}
+
+/* Reads every version once to build the digest (at open, after GC). */
+static int digest_rebuild(struct peer_store *s)
+{
+	sqlite3_stmt *st = s->st[ST_ALL_VERSIONS];
+	int rc;
+	memset(s->digest, 0, sizeof(s->digest));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 0);
+		const char *id = (const char *)sqlite3_column_text(st, 1);
+		const char *writer = (const char *)sqlite3_column_text(st, 3);
+		if (!kind || !id || !writer)
+			continue;
+		uint64_t kh = peer_record_keyhash(kind, id);
+		s->digest[peer_record_bucket(kh)] ^= version_hash(
+		    kh, (uint64_t)sqlite3_column_int64(st, 2), writer);
+	}
+	stmt_release(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, "read versions", rc);
+}
+
+/* The version hash of what is stored under (kind, id), 0 when nothing. */
+static int stored_version(struct peer_store *s, const struct peer_record *r,
+                          uint64_t keyhash, uint64_t *out)
+{
+	sqlite3_stmt *st = s->st[ST_VERSION];
+	sqlite3_bind_text(st, 1, r->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int ret = 0;
+	*out = 0;
+	if (rc == SQLITE_ROW) {
+		const char *w = (const char *)sqlite3_column_text(st, 1);
+		*out = version_hash(
+		    keyhash, (uint64_t)sqlite3_column_int64(st, 0), w ? w : "");
+	} else if (rc != SQLITE_DONE) {
+		ret = store_fail(s, "read version", rc);
+	}
+	stmt_release(st);
+	return ret;
+}
+
 /* One upsert, inside the caller's transaction. */
 static int apply_one(struct peer_store *s, const struct peer_record *r,
                      bool *applied)
 {
+	uint64_t kh = peer_record_keyhash(r->kind, r->id);
+	uint64_t old;
+	int vret = stored_version(s, r, kh, &old);
+	if (vret)
+		return vret;
+
 	sqlite3_stmt *st = s->st[ST_APPLY];
 	sqlite3_bind_text(st, 1, r->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
@@ -632,12 +743,17 @@ static int apply_one(struct peer_store *s, const struct peer_record *r,
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->hlc);
 	sqlite3_bind_text(st, 5, r->writer, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 6, r->deleted ? 1 : 0);
+	sqlite3_bind_int(st, 7, (int)peer_record_bucket(kh));
 
 	int ret = 0;
 	int rc = step_done(st);
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK) {
 		*applied = sqlite3_changes(s->db) > 0;
-	else
+		/* A rolled-back transaction is rare enough to rebuild after. */
+		if (*applied)
+			s->digest[peer_record_bucket(kh)] ^=
+			    old ^ version_hash(kh, r->hlc, r->writer);
+	} else
 		ret = store_fail(s, "apply", rc);
 	stmt_release(st);
 	return ret;
@@ -840,6 +956,8 @@ int peer_store_collect_tombstones(struct peer_store *s, uint64_t before_ms,
 	ret = tx_end(s, ret);
 	if (ret == 0 && removed)
 		*removed = n;
+	if (ret == 0 && n > 0)
+		ret = digest_rebuild(s);
 	return ret;
 }
 
@@ -865,6 +983,45 @@ int peer_store_check(struct peer_store *s, char *err, size_t err_size)
 		if (ret == 0)
 			ret = -EIO;
 	}
+	stmt_release(st);
+	return ret;
+}
+
+void peer_store_digest(struct peer_store *s, uint64_t out[PEER_STORE_BUCKETS])
+{
+	memcpy(out, s->digest, sizeof(s->digest));
+}
+
+void peer_store_digest_total(struct peer_store *s, uint8_t out[16])
+{
+	uint8_t words[PEER_STORE_BUCKETS * 8];
+	for (int b = 0; b < PEER_STORE_BUCKETS; b++)
+		for (int i = 0; i < 8; i++)
+			words[b * 8 + i] =
+			    (uint8_t)(s->digest[b] >> (56 - 8 * i));
+	mc_hash(out, 16, words, sizeof(words));
+}
+
+int peer_store_list_bucket(struct peer_store *s, unsigned bucket,
+                           peer_record_cb cb, void *arg)
+{
+	if (bucket >= PEER_STORE_BUCKETS)
+		return -EINVAL;
+	sqlite3_stmt *st = s->st[ST_LIST_BUCKET];
+	if (sqlite3_stmt_busy(st))
+		return -EBUSY;
+	sqlite3_bind_int(st, 1, (int)bucket);
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct peer_record r;
+		ret = row_borrow(st, &r);
+		if (ret == 0)
+			ret = cb(&r, arg);
+		if (ret)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_fail(s, "list bucket", rc);
 	stmt_release(st);
 	return ret;
 }

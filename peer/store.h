@@ -17,7 +17,7 @@
 
 /* The schema version this mallee writes (PRAGMA user_version). */
 #define PEER_STORE_SCHEMA_VERSION 1
-#define PEER_ID_HEX_LEN 16
+#define PEER_ID_HEX_LEN           16
 
 struct peer_store;
 
@@ -49,15 +49,15 @@ void peer_record_clear(struct peer_record *r);
  * holds sealed access keys.
  */
 int peer_store_open(const char *path, bool create, struct peer_store **out,
-		    char *err, size_t err_size);
+                    char *err, size_t err_size);
 void peer_store_close(struct peer_store *s);
 
 /* This peer's settings (cloud id, name, ...). get: -ENOENT when unset,
  * -ERANGE when out is too small. */
 int peer_store_meta_get(struct peer_store *s, const char *key, char *out,
-			size_t size);
+                        size_t size);
 int peer_store_meta_set(struct peer_store *s, const char *key,
-			const char *value);
+                        const char *value);
 
 /*
  * Last-writer-wins merge of one record: it replaces the stored one only when
@@ -65,14 +65,14 @@ int peer_store_meta_set(struct peer_store *s, const char *key,
  * Returns 0 or a negative errno.
  */
 int peer_store_apply(struct peer_store *s, const struct peer_record *r,
-		     bool *applied);
+                     bool *applied);
 /* Applies many in one transaction; *n_applied counts those that won. */
 int peer_store_apply_batch(struct peer_store *s, const struct peer_record *rs,
-			   size_t n, size_t *n_applied);
+                           size_t n, size_t *n_applied);
 
 /* Fills *out (tombstones included); -ENOENT when there is no such record. */
 int peer_store_get(struct peer_store *s, const char *kind, const char *id,
-		   struct peer_record *out);
+                   struct peer_record *out);
 
 /*
  * Calls cb for each record of kind (all kinds when kind is NULL) in (kind,
@@ -81,7 +81,7 @@ int peer_store_get(struct peer_store *s, const char *kind, const char *id,
  */
 typedef int (*peer_record_cb)(const struct peer_record *r, void *arg);
 int peer_store_list(struct peer_store *s, const char *kind,
-		    bool with_tombstones, peer_record_cb cb, void *arg);
+                    bool with_tombstones, peer_record_cb cb, void *arg);
 
 /* Number of live (non-tombstone) records; of kind, or all when NULL. */
 int peer_store_count(struct peer_store *s, const char *kind, uint64_t *out);
@@ -90,7 +90,23 @@ int peer_store_max_hlc(struct peer_store *s, uint64_t *out);
 
 /* Drops tombstones whose hlc wall time is older than before_ms. */
 int peer_store_collect_tombstones(struct peer_store *s, uint64_t before_ms,
-				  uint64_t *removed);
+                                  uint64_t *removed);
+
+/*
+ * Anti-entropy support. Records fall into PEER_STORE_BUCKETS buckets by a
+ * hash of (kind, id); each bucket's digest is the XOR of its records'
+ * version hashes (tombstones included), kept current on every write, so two
+ * stores compare in a few kilobytes and then list only differing buckets.
+ */
+#define PEER_STORE_BUCKETS 256
+uint64_t peer_record_keyhash(const char *kind, const char *id);
+unsigned peer_record_bucket(uint64_t keyhash);
+void peer_store_digest(struct peer_store *s, uint64_t out[PEER_STORE_BUCKETS]);
+/* One hash of the whole record set: equal sets, equal hashes. */
+void peer_store_digest_total(struct peer_store *s, uint8_t out[16]);
+/* Every record of a bucket, tombstones included, as peer_store_list. */
+int peer_store_list_bucket(struct peer_store *s, unsigned bucket,
+                           peer_record_cb cb, void *arg);
 
 /* Runs PRAGMA integrity_check; 0 when it says ok, else -EIO and err. */
 int peer_store_check(struct peer_store *s, char *err, size_t err_size);
