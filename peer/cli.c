@@ -27,6 +27,25 @@ static int usage_error(const char *cmd, const char *msg)
 	return 2;
 }
 
+/* Names the first operand a command that takes none was given. */
+static int extra_arg(const char *cmd, const char *arg)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "unexpected argument: %.100s", arg);
+	return usage_error(cmd, msg);
+}
+
+/* Names the argument getopt_long just refused (unknown, or lacking its
+ * value); call it right after getopt_long returned '?'. */
+static int bad_flag(const char *cmd, int argc, char **argv)
+{
+	char msg[160];
+	const char *arg = optind > 1 && optind <= argc ? argv[optind - 1] : "";
+	snprintf(msg, sizeof(msg), "unknown flag or missing value: %.100s",
+	         arg);
+	return usage_error(cmd, msg);
+}
+
 int cli_peer(int argc, char **argv)
 {
 	struct peer_config cfg;
@@ -91,12 +110,11 @@ int cli_init(int argc, char **argv)
 			       "DIR (its keys and records are lost)\n");
 			return 0;
 		default:
-			return usage_error("init", "unknown flag or missing "
-			                           "value");
+			return bad_flag("init", argc, argv);
 		}
 	}
 	if (optind < argc)
-		return usage_error("init", "unexpected argument");
+		return extra_arg("init", argv[optind]);
 
 	struct peer_access_key admin;
 	char cloud_id[33], err[1024];
@@ -193,12 +211,11 @@ int cli_token(int argc, char **argv)
 			       "peers' addresses, or the --addr given.\n");
 			return 0;
 		default:
-			return usage_error("token", "unknown flag or missing "
-			                            "value");
+			return bad_flag("token", argc, argv);
 		}
 	}
 	if (optind < argc)
-		return usage_error("token", "unexpected argument");
+		return extra_arg("token", argv[optind]);
 
 	char err[1024];
 	struct peer_keyring ring;
@@ -401,11 +418,11 @@ int cli_status(int argc, char **argv)
 			       "\"self\"\nand \"members\".\n");
 			return 0;
 		default:
-			return usage_error("status", "unknown flag");
+			return bad_flag("status", argc, argv);
 		}
 	}
 	if (optind < argc)
-		return usage_error("status", "unexpected argument");
+		return extra_arg("status", argv[optind]);
 
 	struct mc_doc *doc;
 	if (fetch_status("status", dir, &doc))
@@ -438,12 +455,14 @@ static uint8_t *read_stdin(size_t *len)
 static void admin_usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: mallee admin [--data-dir DIR] record COMMAND ...\n\n"
+	        "usage: mallee admin [--data-dir DIR] COMMAND ...\n\n"
 	        "  record put KIND ID [BODY]  write a record (BODY, or stdin "
 	        "when absent or -)\n"
 	        "  record get KIND ID         print a record's body\n"
 	        "  record delete KIND ID      delete a record (a tombstone)\n"
-	        "  record list [KIND] [--json]  list records\n");
+	        "  record list [KIND] [--json]  list records\n"
+	        "  key rotate                 replace the cloud key everywhere, "
+	        "without a gap\n");
 }
 
 static void print_record_line(const struct mc_val *r)
@@ -533,6 +552,27 @@ static int admin_record(const char *dir, bool json, int argc, char **argv)
 	return 0;
 }
 
+static int admin_key_rotate(const char *dir)
+{
+	struct mc_buf req;
+	struct mc_doc *doc = NULL;
+	mc_buf_init(&req);
+	mc_pack_map(&req, 1);
+	mc_pack_kv_str(&req, "cmd", "key-rotate");
+	int r = ctl_request("admin", dir, &req, &doc);
+	mc_buf_free(&req);
+	if (r)
+		return r;
+	uint64_t step = 0;
+	mc_get_uint(mc_doc_root(doc), "step_ms", &step);
+	printf("rotating the cloud key: the new key is installed now, becomes "
+	       "primary in %llu s, and the old key is retired %llu s later\n",
+	       (unsigned long long)step / 1000,
+	       (unsigned long long)step / 1000);
+	mc_doc_free(doc);
+	return 0;
+}
+
 int cli_admin(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -558,7 +598,7 @@ int cli_admin(int argc, char **argv)
 			admin_usage(stdout);
 			return 0;
 		default:
-			return usage_error("admin", "unknown flag");
+			return bad_flag("admin", argc, argv);
 		}
 	}
 	if (optind >= argc) {
@@ -568,5 +608,8 @@ int cli_admin(int argc, char **argv)
 	if (strcmp(argv[optind], "record") == 0)
 		return admin_record(dir, json, argc - optind - 1,
 		                    argv + optind + 1);
+	if (strcmp(argv[optind], "key") == 0 && argc - optind == 2 &&
+	    strcmp(argv[optind + 1], "rotate") == 0)
+		return admin_key_rotate(dir);
 	return usage_error("admin", "unknown admin command");
 }

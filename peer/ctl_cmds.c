@@ -1,6 +1,7 @@
 /* What the control socket answers: status and the record commands. */
 #include "peer.h"
 
+#include "cloudkey.h"
 #include "log.h"
 #include "mem.h"
 #include "wire.h"
@@ -45,19 +46,6 @@ static void pack_capacity(struct mc_buf *b, const struct peer_capacity *c)
 	mc_pack_kv_uint(b, "free", c->disk_mib_free);
 }
 
-/* This peer as a member entry: the fields every member has. */
-static void pack_member(struct mc_buf *b, const struct peer *p)
-{
-	mc_pack_map(b, 7);
-	mc_pack_kv_str(b, "id", p->id);
-	mc_pack_kv_str(b, "name", p->cfg.name);
-	mc_pack_kv_str(b, "zone", p->cfg.zone);
-	pack_roles(b, p);
-	mc_pack_kv_str(b, "state", "alive");
-	mc_pack_kv_str(b, "addr", p->advertise);
-	pack_capacity(b, &p->capacity);
-}
-
 static void cmd_status(struct peer *p, struct mc_buf *reply)
 {
 	uint64_t records = 0;
@@ -67,10 +55,10 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 	mc_pack_map(reply, 2);
 	mc_pack_kv_bool(reply, "ok", true);
 	mc_pack_str(reply, "status");
-	mc_pack_map(reply, 2);
+	mc_pack_map(reply, 3);
 
 	mc_pack_str(reply, "self");
-	mc_pack_map(reply, 15);
+	mc_pack_map(reply, 16);
 	mc_pack_kv_str(reply, "id", p->id);
 	mc_pack_kv_str(reply, "name", p->cfg.name);
 	mc_pack_kv_str(reply, "zone", p->cfg.zone);
@@ -86,11 +74,15 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 	mc_pack_kv_uint(reply, "uptime_s",
 	                (mc_wall_ms() - p->started_ms) / 1000);
 	mc_pack_kv_uint(reply, "records", records);
+	uint8_t digest[16];
+	char hex[33];
+	peer_store_digest_total(p->store, digest);
+	mc_hex_encode(hex, digest, sizeof(digest));
+	mc_pack_kv_str(reply, "records_digest", hex);
 	pack_capacity(reply, &p->capacity);
 
-	mc_pack_str(reply, "members");
-	mc_pack_array(reply, 1);
-	pack_member(reply, p);
+	peer_net_pack_members(p->net, reply);
+	peer_net_pack_counters(p->net, reply);
 }
 
 /* Pulls "kind" and "id" out of a request, checked. */
@@ -230,6 +222,24 @@ static void cmd_record_list(struct peer *p, const struct mc_val *req,
 	mc_buf_free(&s.items);
 }
 
+static void cmd_key_rotate(struct peer *p, struct mc_buf *reply)
+{
+	int r = peer_cloudkey_rotate(p);
+	if (r == -EBUSY) {
+		peer_ctl_reply_error(reply, "a key rotation is already under "
+					    "way");
+		return;
+	}
+	if (r) {
+		peer_ctl_reply_error(reply, "cannot rotate the cloud key: %s",
+				     strerror(-r));
+		return;
+	}
+	mc_pack_map(reply, 2);
+	mc_pack_kv_bool(reply, "ok", true);
+	mc_pack_kv_uint(reply, "step_ms", PEER_ROTATE_STEP_MS);
+}
+
 void peer_ctl_dispatch(void *arg, const struct mc_val *req,
                        struct mc_buf *reply)
 {
@@ -246,6 +256,8 @@ void peer_ctl_dispatch(void *arg, const struct mc_val *req,
 		cmd_record_get(p, req, reply);
 	else if (mc_val_is_str(cmd, "record-list"))
 		cmd_record_list(p, req, reply);
+	else if (mc_val_is_str(cmd, "key-rotate"))
+		cmd_key_rotate(p, reply);
 	else
 		peer_ctl_reply_error(reply, "unknown command");
 }

@@ -1,6 +1,7 @@
 #include "peer.h"
 
 #include "cloud.h"
+#include "cloudkey.h"
 #include "log.h"
 #include "mem.h"
 #include "token.h"
@@ -180,17 +181,66 @@ static int load_state(struct peer *p, char *err, size_t err_size)
 	return 0;
 }
 
+static void close_all(struct peer *p)
+{
+	peer_cloudkey_stop(p);
+	if (p->net) {
+		peer_net_stop(p->net);
+		p->net = NULL;
+	}
+	peer_ctl_stop(p->ctl);
+	p->ctl = NULL;
+	if (!uv_is_closing((uv_handle_t *)&p->sigterm)) {
+		uv_close((uv_handle_t *)&p->sigterm, NULL);
+		uv_close((uv_handle_t *)&p->sigint, NULL);
+	}
+}
+
+static void left(struct peer *p)
+{
+	mc_info("gossip", "told the others this peer leaves");
+	close_all(p);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct peer *p = s->data;
-	if (p->stopping)
+	if (p->stopping) {
+		if (p->net) /* a second signal: stop waiting for the leave */
+			close_all(p);
 		return;
+	}
 	p->stopping = true;
 	mc_info("peer", "%s: stopping", strsignal(signum));
-	peer_ctl_stop(p->ctl);
-	p->ctl = NULL;
-	uv_close((uv_handle_t *)&p->sigterm, NULL);
-	uv_close((uv_handle_t *)&p->sigint, NULL);
+	if (p->net)
+		peer_net_leave(p->net, left);
+	else
+		close_all(p);
+}
+
+/*
+ * Where to join: --join (a token's addresses, or ADDR,...), else the live
+ * members this peer saw last time it ran.
+ */
+static void choose_seeds(struct peer *p, char *out, size_t size)
+{
+	struct peer_token t;
+	const char *why;
+	out[0] = '\0';
+	if (p->cfg.join[0] && is_token(p->cfg.join)) {
+		if (peer_token_decode(p->cfg.join, &t, &why) == 0) {
+			for (unsigned i = 0; i < t.n_addrs; i++) {
+				size_t len = strlen(out);
+				snprintf(out + len, size - len, "%s%s",
+					 len ? "," : "", t.addrs[i]);
+			}
+		}
+		mc_wipe(&t, sizeof(t));
+	} else if (p->cfg.join[0]) {
+		snprintf(out, size, "%s", p->cfg.join);
+	} else {
+		peer_store_meta_get(p->store, "seeds", out, size);
+	}
 }
 
 static void log_start(const struct peer *p)
@@ -215,9 +265,6 @@ static void log_start(const struct peer *p)
 		        "the EC2 API is not serving yet: this build has no API "
 		        "edge (it will listen on %s)",
 		        p->cfg.api_listen);
-	if (p->cfg.join[0])
-		mc_warn("gossip", "this build cannot gossip yet: running "
-		                  "alone, not joined to other peers");
 }
 
 static void teardown(struct peer *p)
@@ -278,7 +325,19 @@ int peer_run(const struct peer_config *cfg)
 		goto fail;
 	}
 
+	char seeds[4096];
+	choose_seeds(p, seeds, sizeof(seeds));
+	p->net = peer_net_start(p, seeds, err, sizeof(err));
+	if (!p->net) {
+		close_all(p);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		goto fail;
+	}
+	peer_cloudkey_sync(p);
 	log_start(p);
+	if (seeds[0])
+		mc_info("gossip", "joining through %s", seeds);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&loop) != 0)
 		mc_warn("peer", "event loop closed with handles still open");

@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "datadir.h"
 #include "hlc.h"
+#include "net.h"
 #include "records.h"
 #include "store.h"
 
@@ -28,6 +29,10 @@ struct peer {
 	char advertise[64];
 	struct mc_identity identity;
 	struct peer_keyring keyring;
+	uint64_t keyring_hlc; /* stamp of the keyring record installed */
+	uv_timer_t rotate_timer;
+	bool rotate_timer_ready;
+	int rotate_step; /* 0: no rotation under way */
 
 	struct peer_store *store;
 	struct mc_hlc clock;
@@ -35,6 +40,7 @@ struct peer {
 	struct peer_capacity capacity;
 
 	struct peer_ctl *ctl;
+	struct peer_net *net;
 	uv_signal_t sigterm, sigint;
 	uint64_t started_ms;
 	bool stopping;

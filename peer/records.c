@@ -13,6 +13,8 @@ int peer_writer_init(struct peer_writer *w, struct peer_store *store,
 	w->store = store;
 	w->clock = clock;
 	w->id = id;
+	w->published = NULL;
+	w->published_arg = NULL;
 	/* A stamp from our own past is never skewed; just move past it. */
 	if (max > clock->last)
 		clock->last = max;
@@ -47,9 +49,13 @@ static int write_record(struct peer_writer *w, const char *kind, const char *id,
 	memcpy(r.writer, w->id, PEER_ID_HEX_LEN);
 	r.writer[PEER_ID_HEX_LEN] = '\0';
 	int e = peer_store_apply(w->store, &r, NULL);
-	if (e == 0 && stamp)
+	if (e)
+		return e;
+	if (stamp)
 		*stamp = r.hlc;
-	return e;
+	if (w->published)
+		w->published(w->published_arg, &r);
+	return 0;
 }
 
 int peer_records_put(struct peer_writer *w, const char *kind, const char *id,

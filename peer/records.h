@@ -17,6 +17,9 @@ struct peer_writer {
 	struct peer_store *store;
 	struct mc_hlc *clock;
 	const char *id; /* this peer's id, PEER_ID_HEX_LEN hex digits */
+	/* Told of each durable local write, to spread it (may be NULL). */
+	void (*published)(void *arg, const struct peer_record *r);
+	void *published_arg;
 };
 
 /* Seeds the clock so no new stamp is below one already stored. */
