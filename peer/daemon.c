@@ -193,6 +193,7 @@ static void close_all(struct peer *p)
 	if (!uv_is_closing((uv_handle_t *)&p->sigterm)) {
 		uv_close((uv_handle_t *)&p->sigterm, NULL);
 		uv_close((uv_handle_t *)&p->sigint, NULL);
+		uv_close((uv_handle_t *)&p->collect_timer, NULL);
 	}
 }
 
@@ -216,6 +217,27 @@ static void on_signal(uv_signal_t *s, int signum)
 		peer_net_leave(p->net, left);
 	else
 		close_all(p);
+}
+
+/*
+ * Tombstones are kept long enough for any peer that was away (partitioned,
+ * powered off) to learn of the delete before they go; a peer away longer
+ * than this should rejoin with an empty data dir.
+ */
+#define TOMBSTONE_GRACE_MS (7ull * 24 * 3600 * 1000)
+#define COLLECT_EVERY_MS (3600ull * 1000)
+
+static void on_collect(uv_timer_t *t)
+{
+	struct peer *p = t->data;
+	uint64_t removed = 0;
+	int r = peer_store_collect_tombstones(
+		p->store, mc_wall_ms() - TOMBSTONE_GRACE_MS, &removed);
+	if (r)
+		mc_warn("store", "collecting tombstones: %s", strerror(-r));
+	else if (removed)
+		mc_info("store", "collected %llu tombstones",
+			(unsigned long long)removed);
 }
 
 /*
@@ -312,6 +334,10 @@ int peer_run(const struct peer_config *cfg)
 	p->sigterm.data = p->sigint.data = p;
 	uv_signal_start(&p->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&p->sigint, on_signal, SIGINT);
+	uv_timer_init(&loop, &p->collect_timer);
+	p->collect_timer.data = p;
+	uv_timer_start(&p->collect_timer, on_collect, COLLECT_EVERY_MS,
+		       COLLECT_EVERY_MS);
 
 	char *sock = peer_datadir_path(cfg->data_dir, PEER_CTL_SOCKET);
 	p->ctl =
@@ -320,6 +346,7 @@ int peer_run(const struct peer_config *cfg)
 	if (!p->ctl) {
 		uv_close((uv_handle_t *)&p->sigterm, NULL);
 		uv_close((uv_handle_t *)&p->sigint, NULL);
+		uv_close((uv_handle_t *)&p->collect_timer, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 		goto fail;

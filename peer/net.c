@@ -145,6 +145,9 @@ static bool gossip_user(void *ctx, const char *key, const uint8_t *body,
 			uint64_t before = n->c.records_applied;
 			net_apply_remote(n, &rv.r, 1);
 			fresh = n->c.records_applied > before;
+			if (fresh)
+				mc_debug("records", "applied %s/%s from %s",
+					 rv.kind, rv.id, rv.r.writer);
 		} else {
 			n->c.records_refused++;
 		}

@@ -42,6 +42,7 @@ struct peer {
 	struct peer_ctl *ctl;
 	struct peer_net *net;
 	uv_signal_t sigterm, sigint;
+	uv_timer_t collect_timer;
 	uint64_t started_ms;
 	bool stopping;
 };
