@@ -454,15 +454,16 @@ static uint8_t *read_stdin(size_t *len)
 
 static void admin_usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: mallee admin [--data-dir DIR] COMMAND ...\n\n"
-	        "  record put KIND ID [BODY]  write a record (BODY, or stdin "
-	        "when absent or -)\n"
-	        "  record get KIND ID         print a record's body\n"
-	        "  record delete KIND ID      delete a record (a tombstone)\n"
-	        "  record list [KIND] [--json]  list records\n"
-	        "  key rotate                 replace the cloud key everywhere, "
-	        "without a gap\n");
+	fprintf(
+	    out,
+	    "usage: mallee admin [--data-dir DIR] COMMAND ...\n\n"
+	    "  record put KIND ID [BODY]  write a record (BODY, or stdin "
+	    "when absent or -)\n"
+	    "  record get KIND ID         print a record's body\n"
+	    "  record delete KIND ID      delete a record (a tombstone)\n"
+	    "  record list [KIND] [--json]  list records\n"
+	    "  key rotate                 replace the cloud key everywhere, "
+	    "without a gap\n");
 }
 
 static void print_record_line(const struct mc_val *r)

@@ -19,7 +19,7 @@ static int write_ring(struct peer *p, const struct peer_keyring *ring)
 	for (unsigned i = 0; i < ring->n; i++)
 		mc_pack_bin(&b, ring->keys[i], MC_KEY_BYTES);
 	int r = peer_records_put(&p->writer, PEER_KIND_CLOUD_KEYRING, "cloud",
-				 b.data, b.len, NULL);
+	                         b.data, b.len, NULL);
 	mc_wipe(b.data, b.len);
 	mc_buf_free(&b);
 	/* Our own write installs like anyone else's. */
@@ -48,7 +48,7 @@ static void rotate_step(uv_timer_t *t)
 	mc_wipe(&ring, sizeof(ring));
 	if (r) {
 		mc_error("cloudkey", "rotation step %d failed: %s",
-			 p->rotate_step + 1, strerror(-r));
+		         p->rotate_step + 1, strerror(-r));
 		p->rotate_step = 0;
 		return;
 	}
@@ -102,10 +102,10 @@ void peer_cloudkey_sync(struct peer *p)
 	}
 	struct peer_keyring ring = {.n = 0};
 	struct mc_doc *doc = mc_unpack(r.body, r.body_len);
-	const struct mc_val *keys = doc ? mc_map_get(mc_doc_root(doc), "keys")
-					: NULL;
+	const struct mc_val *keys =
+	    doc ? mc_map_get(mc_doc_root(doc), "keys") : NULL;
 	bool ok = keys && keys->type == MC_VAL_ARRAY && keys->v.array.n >= 1 &&
-		  keys->v.array.n <= PEER_KEYRING_MAX;
+	          keys->v.array.n <= PEER_KEYRING_MAX;
 	for (uint32_t i = 0; ok && i < keys->v.array.n; i++) {
 		const struct mc_val *k = &keys->v.array.items[i];
 		ok = k->type == MC_VAL_BIN && k->v.s.n == MC_KEY_BYTES;
@@ -129,18 +129,18 @@ void peer_cloudkey_sync(struct peer *p)
 		bool kept = false;
 		for (unsigned j = 0; j < ring.n; j++)
 			kept |= mc_equal(p->keyring.keys[i], ring.keys[j],
-					 MC_KEY_BYTES);
+			                 MC_KEY_BYTES);
 		if (!kept)
 			gossip_keyring_remove(p->net->g, p->keyring.keys[i]);
 	}
 	int e = peer_keyring_save(p->cfg.data_dir, &ring);
 	if (e)
 		mc_error("cloudkey", "cannot save the keyring: %s",
-			 strerror(-e));
+		         strerror(-e));
 	mc_wipe(&p->keyring, sizeof(p->keyring));
 	p->keyring = ring;
 	p->keyring_hlc = stamp;
 	mc_wipe(&ring, sizeof(ring));
 	mc_info("cloudkey", "keyring installed: %u key%s", p->keyring.n,
-		p->keyring.n == 1 ? "" : "s");
+	        p->keyring.n == 1 ? "" : "s");
 }

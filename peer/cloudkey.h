@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define PEER_KIND_CLOUD_KEYRING "cloud-keyring"
-#define PEER_ROTATE_STEP_MS 5000
+#define PEER_ROTATE_STEP_MS     5000
 
 struct peer;
 

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_STR, OPT_BOOL, OPT_ADDR, OPT_LEVEL, OPT_PATH };
+enum opt_kind { OPT_STR, OPT_BOOL, OPT_ADDR, OPT_LEVEL, OPT_PATH, OPT_UINT };
 
 struct opt {
 	const char *name;
@@ -25,6 +25,12 @@ struct opt {
 	{                                                                      \
 #field, kind, offsetof(struct peer_config, field),             \
 		    sizeof(((struct peer_config *)0)->field), arg, help        \
+	}
+
+#define UINT_OPT(name, field, help)                                            \
+	{                                                                      \
+		name, OPT_UINT, offsetof(struct peer_config, field),           \
+		    sizeof(((struct peer_config *)0)->field), "N", help        \
 	}
 
 /* Flag names use '-', struct fields '_'; the table maps between them. */
@@ -53,6 +59,20 @@ static const struct opt opts[] = {
      "EC2 API address for --edge (default 127.0.0.1:8773)"},
     {"log-level", OPT_LEVEL, offsetof(struct peer_config, log_level), 0,
      "LEVEL", "debug, info, warn or error (default info)"},
+    UINT_OPT("gossip-probe-ms", gossip_probe_ms,
+             "SWIM probe interval (default 1000)"),
+    UINT_OPT("gossip-probe-timeout-ms", gossip_probe_timeout_ms,
+             "probe answer timeout (default 500)"),
+    UINT_OPT("gossip-interval-ms", gossip_interval_ms,
+             "gossip round interval (default 200)"),
+    UINT_OPT("gossip-fanout", gossip_fanout,
+             "peers per gossip round (default 3)"),
+    UINT_OPT("gossip-suspicion-mult", gossip_suspicion_mult,
+             "suspicion timeout multiplier (default 4)"),
+    UINT_OPT("gossip-retransmit-mult", gossip_retransmit_mult,
+             "retransmit multiplier (default 4)"),
+    UINT_OPT("gossip-pushpull-ms", gossip_pushpull_ms,
+             "anti-entropy interval (default 30000)"),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -132,6 +152,21 @@ static int set_opt(struct peer_config *c, const struct opt *o,
 			return -EINVAL;
 		}
 		return 0;
+	case OPT_UINT: {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(value, &end, 10);
+		if (errno || end == value || *end != '\0' || v == 0 ||
+		    v > 3600000 || value[0] == '-' || value[0] == '+') {
+			snprintf(err, err_size,
+			         "--%s: \"%s\" is not a number from 1 to "
+			         "3600000",
+			         o->name, value);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)v;
+		return 0;
+	}
 	case OPT_ADDR:
 		if (mc_addr_parse(&addr, value, PEER_DEFAULT_GOSSIP_PORT)) {
 			snprintf(err, err_size,

@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define PEER_DEFAULT_DATA_DIR    "/var/lib/mallee"
@@ -29,6 +30,14 @@ struct peer_config {
 	char advertise[64];  /* what others dial; default from listen */
 	char api_listen[64]; /* the EC2 API (edges only) */
 	enum mc_log_level log_level;
+	/* Gossip timing (memberlist's LAN profile by default). */
+	uint32_t gossip_probe_ms;
+	uint32_t gossip_probe_timeout_ms;
+	uint32_t gossip_interval_ms;
+	uint32_t gossip_fanout;
+	uint32_t gossip_suspicion_mult;
+	uint32_t gossip_retransmit_mult;
+	uint32_t gossip_pushpull_ms;
 };
 
 void peer_config_defaults(struct peer_config *c);

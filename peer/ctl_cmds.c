@@ -227,12 +227,12 @@ static void cmd_key_rotate(struct peer *p, struct mc_buf *reply)
 	int r = peer_cloudkey_rotate(p);
 	if (r == -EBUSY) {
 		peer_ctl_reply_error(reply, "a key rotation is already under "
-					    "way");
+		                            "way");
 		return;
 	}
 	if (r) {
 		peer_ctl_reply_error(reply, "cannot rotate the cloud key: %s",
-				     strerror(-r));
+		                     strerror(-r));
 		return;
 	}
 	mc_pack_map(reply, 2);

@@ -225,19 +225,19 @@ static void on_signal(uv_signal_t *s, int signum)
  * than this should rejoin with an empty data dir.
  */
 #define TOMBSTONE_GRACE_MS (7ull * 24 * 3600 * 1000)
-#define COLLECT_EVERY_MS (3600ull * 1000)
+#define COLLECT_EVERY_MS   (3600ull * 1000)
 
 static void on_collect(uv_timer_t *t)
 {
 	struct peer *p = t->data;
 	uint64_t removed = 0;
 	int r = peer_store_collect_tombstones(
-		p->store, mc_wall_ms() - TOMBSTONE_GRACE_MS, &removed);
+	    p->store, mc_wall_ms() - TOMBSTONE_GRACE_MS, &removed);
 	if (r)
 		mc_warn("store", "collecting tombstones: %s", strerror(-r));
 	else if (removed)
 		mc_info("store", "collected %llu tombstones",
-			(unsigned long long)removed);
+		        (unsigned long long)removed);
 }
 
 /*
@@ -254,7 +254,7 @@ static void choose_seeds(struct peer *p, char *out, size_t size)
 			for (unsigned i = 0; i < t.n_addrs; i++) {
 				size_t len = strlen(out);
 				snprintf(out + len, size - len, "%s%s",
-					 len ? "," : "", t.addrs[i]);
+				         len ? "," : "", t.addrs[i]);
 			}
 		}
 		mc_wipe(&t, sizeof(t));
@@ -337,7 +337,7 @@ int peer_run(const struct peer_config *cfg)
 	uv_timer_init(&loop, &p->collect_timer);
 	p->collect_timer.data = p;
 	uv_timer_start(&p->collect_timer, on_collect, COLLECT_EVERY_MS,
-		       COLLECT_EVERY_MS);
+	               COLLECT_EVERY_MS);
 
 	char *sock = peer_datadir_path(cfg->data_dir, PEER_CTL_SOCKET);
 	p->ctl =

@@ -36,7 +36,7 @@ void net_rearm(struct peer_net *n)
 	gossip_tick(n->g, now);
 	if (n->leave_done &&
 	    (gossip_leave_sent(n->g) || now >= n->leave_deadline)) {
-		void (*done)(struct peer *p) = n->leave_done;
+		void (*done)(struct peer * p) = n->leave_done;
 		n->leave_done = NULL;
 		done(n->p);
 		return;
@@ -48,8 +48,8 @@ void net_rearm(struct peer_net *n)
 	uv_timer_start(&n->tick, on_tick, delay, 0);
 }
 
-static void gossip_send(void *ctx, const struct mc_addr *to,
-			const uint8_t *pkt, size_t len)
+static void gossip_send(void *ctx, const struct mc_addr *to, const uint8_t *pkt,
+                        size_t len)
 {
 	struct peer_net *n = ctx;
 	uv_buf_t buf = uv_buf_init((char *)pkt, (unsigned)len);
@@ -58,24 +58,24 @@ static void gossip_send(void *ctx, const struct mc_addr *to,
 }
 
 static void gossip_event(void *ctx, enum gossip_event ev,
-			 const struct gossip_member *m)
+                         const struct gossip_member *m)
 {
 	struct peer_net *n = ctx;
 	char addr[64];
 	mc_addr_format(&m->node->addr, addr, sizeof(addr));
 	if (ev == GOSSIP_EV_UPDATED) {
 		mc_debug("gossip", "member %s (%s) updated", m->node->id,
-			 m->node->name);
+		         m->node->name);
 		return;
 	}
 	mc_info("gossip", "member %s (%s, %s) %s", m->node->id, m->node->name,
-		addr, gossip_event_name(ev));
+	        addr, gossip_event_name(ev));
 	if (ev == GOSSIP_EV_JOINED && strcmp(m->node->id, n->p->id) != 0)
 		n->joined = true;
 }
 
 void net_apply_remote(struct peer_net *n, const struct peer_record *rs,
-		      size_t count)
+                      size_t count)
 {
 	struct peer_record *ok = xcalloc(count ? count : 1, sizeof(*ok));
 	size_t n_ok = 0, won = 0;
@@ -85,10 +85,10 @@ void net_apply_remote(struct peer_net *n, const struct peer_record *rs,
 		if (mc_hlc_observe(&n->p->clock, rs[i].hlc, wall) != 0) {
 			n->c.records_refused++;
 			mc_warn("records",
-				"refused %s/%s from %s: stamped %llu ms ahead",
-				rs[i].kind, rs[i].id, rs[i].writer,
-				(unsigned long long)(mc_hlc_wall_ms(rs[i].hlc) -
-						     wall));
+			        "refused %s/%s from %s: stamped %llu ms ahead",
+			        rs[i].kind, rs[i].id, rs[i].writer,
+			        (unsigned long long)(mc_hlc_wall_ms(rs[i].hlc) -
+			                             wall));
 			continue;
 		}
 		ok[n_ok++] = rs[i];
@@ -110,7 +110,7 @@ void net_apply_remote(struct peer_net *n, const struct peer_record *rs,
  * older version pulls it with a push-pull from there.
  */
 static bool gossip_user(void *ctx, const char *key, const uint8_t *body,
-			size_t len)
+                        size_t len)
 {
 	struct peer_net *n = ctx;
 	(void)key;
@@ -131,9 +131,9 @@ static bool gossip_user(void *ctx, const char *key, const uint8_t *body,
 		    mc_addr_parse(&addr, from, 7700) == 0) {
 			int e = peer_store_get(n->p->store, kind, id, &have);
 			fresh = e == -ENOENT ||
-				(e == 0 && (have.hlc < hlc ||
-					    (have.hlc == hlc &&
-					     strcmp(have.writer, writer) < 0)));
+			        (e == 0 && (have.hlc < hlc ||
+			                    (have.hlc == hlc &&
+			                     strcmp(have.writer, writer) < 0)));
 			if (e == 0)
 				peer_record_clear(&have);
 			if (fresh)
@@ -147,7 +147,7 @@ static bool gossip_user(void *ctx, const char *key, const uint8_t *body,
 			fresh = n->c.records_applied > before;
 			if (fresh)
 				mc_debug("records", "applied %s/%s from %s",
-					 rv.kind, rv.id, rv.r.writer);
+				         rv.kind, rv.id, rv.r.writer);
 		} else {
 			n->c.records_refused++;
 		}
@@ -191,7 +191,7 @@ static void alloc_rx(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
-		   const struct sockaddr *from, unsigned flags)
+                   const struct sockaddr *from, unsigned flags)
 {
 	struct peer_net *n = u->data;
 	(void)flags;
@@ -200,25 +200,25 @@ static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
 	struct mc_addr a;
 	memset(&a, 0, sizeof(a));
 	a.len = from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					     : sizeof(struct sockaddr_in);
+	                                    : sizeof(struct sockaddr_in);
 	memcpy(&a.ss, from, a.len);
 	gossip_recv(n->g, &a, (const uint8_t *)buf->base, (size_t)nread,
-		    now_ms(n));
+	            now_ms(n));
 	net_rearm(n);
 }
 
-/* A random alive member other than us; false when there is none. */
+/* A random member in state other than us; seen is 0 when there is none. */
 struct pick {
 	const char *self;
+	enum gossip_state state;
 	struct mc_addr chosen;
 	uint32_t seen;
-	struct peer_net *n;
 };
 
 static void pick_one(void *ctx, const struct gossip_member *m)
 {
 	struct pick *pk = ctx;
-	if (m->state != GOSSIP_ALIVE || strcmp(m->node->id, pk->self) == 0)
+	if (m->state != pk->state || strcmp(m->node->id, pk->self) == 0)
 		return;
 	/* Reservoir sampling: each alive member equally likely. */
 	pk->seen++;
@@ -251,23 +251,32 @@ static void on_pushpull_timer(uv_timer_t *t)
 			gossip_announce(n->g, &n->seeds[i], now_ms(n));
 		}
 		uv_timer_start(&n->pushpull, on_pushpull_timer,
-			       NET_JOIN_RETRY_MS, 0);
+		               NET_JOIN_RETRY_MS, 0);
 		net_rearm(n);
 		return;
 	}
 	net_save_seeds(n);
-	struct pick pk = {.self = n->p->id, .n = n};
+	struct pick pk = {.self = n->p->id, .state = GOSSIP_ALIVE};
 	gossip_members_foreach(n->g, pick_one, &pk);
 	if (pk.seen)
 		net_pushpull_start(n, &pk.chosen, false);
+	/*
+	 * Also try one member we think dead, as serf's reconnect does: after
+	 * a partition heals, this is how the two sides find each other.
+	 */
+	struct pick dead = {.self = n->p->id, .state = GOSSIP_DEAD};
+	gossip_members_foreach(n->g, pick_one, &dead);
+	if (dead.seen)
+		net_pushpull_start(n, &dead.chosen, false);
 	/* Spread the rounds so peers that started together drift apart. */
-	uint64_t jitter = mc_random_uniform(NET_PUSHPULL_MS / 10);
-	uv_timer_start(&n->pushpull, on_pushpull_timer,
-		       NET_PUSHPULL_MS - NET_PUSHPULL_MS / 20 + jitter, 0);
+	uint32_t ms = n->pushpull_ms;
+	uint64_t jitter = mc_random_uniform(ms / 10 + 1);
+	uv_timer_start(&n->pushpull, on_pushpull_timer, ms - ms / 20 + jitter,
+	               0);
 }
 
 static int parse_seeds(struct peer_net *n, const char *seeds, char *err,
-		       size_t err_size)
+                       size_t err_size)
 {
 	char *copy = xstrdup(seeds);
 	char *save = NULL;
@@ -277,7 +286,7 @@ static int parse_seeds(struct peer_net *n, const char *seeds, char *err,
 		if (n->n_seeds == NET_MAX_SEEDS)
 			break;
 		if (mc_addr_parse(&n->seeds[n->n_seeds], s,
-				  PEER_DEFAULT_GOSSIP_PORT) != 0) {
+		                  PEER_DEFAULT_GOSSIP_PORT) != 0) {
 			snprintf(err, err_size, "bad seed address \"%s\"", s);
 			r = -EINVAL;
 			break;
@@ -297,7 +306,7 @@ static void fill_node(struct peer *p, struct gossip_node *node)
 	snprintf(node->version, sizeof(node->version), "%s", MALLEE_VERSION);
 	mc_addr_parse(&node->addr, p->advertise, PEER_DEFAULT_GOSSIP_PORT);
 	node->roles = (p->cfg.edge ? NET_ROLE_EDGE : 0) |
-		      (p->cfg.gateway ? NET_ROLE_GATEWAY : 0);
+	              (p->cfg.gateway ? NET_ROLE_GATEWAY : 0);
 	node->cap.vcpu_total = p->capacity.vcpu_total;
 	node->cap.vcpu_free = p->capacity.vcpu_free;
 	node->cap.mem_mib_total = p->capacity.memory_mib_total;
@@ -317,7 +326,7 @@ static uint32_t start_incarnation(struct peer *p)
 	char saved[32] = "";
 	uint64_t inc = 0;
 	if (peer_store_meta_get(p->store, "incarnation", saved,
-				sizeof(saved)) == 0)
+	                        sizeof(saved)) == 0)
 		inc = strtoull(saved, NULL, 10);
 	inc += 1;
 	/* Seconds since 2025 also grow across a crash that saved nothing. */
@@ -330,7 +339,7 @@ static uint32_t start_incarnation(struct peer *p)
 }
 
 struct peer_net *peer_net_start(struct peer *p, const char *seeds, char *err,
-				size_t err_size)
+                                size_t err_size)
 {
 	struct peer_net *n = xcalloc(1, sizeof(*n));
 	struct gossip_config cfg;
@@ -346,6 +355,19 @@ struct peer_net *peer_net_start(struct peer *p, const char *seeds, char *err,
 	mc_addr_parse(&listen, p->cfg.listen, PEER_DEFAULT_GOSSIP_PORT);
 
 	gossip_config_default(&cfg);
+	/* Flags left at 0 keep gossip's defaults. */
+#define OVERRIDE(field, flag)                                                  \
+	if (p->cfg.flag)                                                       \
+		cfg.field = p->cfg.flag;
+	OVERRIDE(probe_interval_ms, gossip_probe_ms)
+	OVERRIDE(probe_timeout_ms, gossip_probe_timeout_ms)
+	OVERRIDE(gossip_interval_ms, gossip_interval_ms)
+	OVERRIDE(gossip_nodes, gossip_fanout)
+	OVERRIDE(suspicion_mult, gossip_suspicion_mult)
+	OVERRIDE(retransmit_mult, gossip_retransmit_mult)
+#undef OVERRIDE
+	n->pushpull_ms = p->cfg.gossip_pushpull_ms ? p->cfg.gossip_pushpull_ms
+	                                           : NET_PUSHPULL_MS;
 	fill_node(p, &cfg.local);
 	cfg.incarnation = start_incarnation(p);
 	mc_random(&cfg.seed, sizeof(cfg.seed));
@@ -375,7 +397,7 @@ struct peer_net *peer_net_start(struct peer *p, const char *seeds, char *err,
 		r = uv_udp_recv_start(&n->udp, alloc_rx, on_udp);
 	if (r) {
 		snprintf(err, err_size, "gossip UDP %s: %s", p->cfg.listen,
-			 uv_strerror(r));
+		         uv_strerror(r));
 		goto fail;
 	}
 	if (net_stream_listen(n, &listen, err, err_size))
@@ -452,7 +474,7 @@ static void pack_member(void *ctx, const struct gossip_member *m)
 	mc_pack_kv_str(b, "zone", node->zone);
 	mc_pack_str(b, "roles");
 	mc_pack_array(b, (uint32_t)(!!(node->roles & NET_ROLE_EDGE) +
-				    !!(node->roles & NET_ROLE_GATEWAY)));
+	                            !!(node->roles & NET_ROLE_GATEWAY)));
 	if (node->roles & NET_ROLE_EDGE)
 		mc_pack_str(b, "edge");
 	if (node->roles & NET_ROLE_GATEWAY)
@@ -514,14 +536,14 @@ void peer_net_pack_counters(struct peer_net *n, struct mc_buf *b)
 	mc_pack_map(b, GOSSIP_DROP_MAX);
 	for (int d = 0; d < GOSSIP_DROP_MAX; d++)
 		mc_pack_kv_uint(b, gossip_drop_name((enum gossip_drop)d),
-				gc->drops[d]);
+		                gc->drops[d]);
 	mc_pack_kv_uint(b, "records_received", n->c.records_received);
 	mc_pack_kv_uint(b, "records_applied", n->c.records_applied);
 	mc_pack_kv_uint(b, "records_refused", n->c.records_refused);
 	mc_pack_kv_uint(b, "pushpulls", n->c.pushpulls);
 	mc_pack_kv_uint(b, "pushpull_failures", n->c.pushpull_failures);
-	mc_pack_kv_uint(b, "stream_bytes", n->c.stream_bytes_in +
-						    n->c.stream_bytes_out);
+	mc_pack_kv_uint(b, "stream_bytes",
+	                n->c.stream_bytes_in + n->c.stream_bytes_out);
 }
 
 struct alive_state {
@@ -539,7 +561,7 @@ static void collect_alive(void *ctx, const struct gossip_member *m)
 }
 
 unsigned peer_net_alive_addrs(struct peer_net *n, char addrs[][64],
-			      unsigned max)
+                              unsigned max)
 {
 	struct alive_state s = {.self = n->p->id, .addrs = addrs, .max = max};
 	gossip_members_foreach(n->g, collect_alive, &s);

@@ -21,7 +21,7 @@ struct peer_net_counters {
 	uint64_t records_received;  /* deltas from broadcasts and streams */
 	uint64_t records_applied;   /* of those, the ones that won */
 	uint64_t records_refused;   /* malformed, or stamped too far ahead */
-	uint64_t pushpulls;	    /* completed, either side */
+	uint64_t pushpulls;         /* completed, either side */
 	uint64_t pushpull_failures; /* refused, timed out, or bad frames */
 	uint64_t stream_bytes_in;
 	uint64_t stream_bytes_out;
@@ -34,7 +34,7 @@ struct peer_net_counters {
  * cannot bind.
  */
 struct peer_net *peer_net_start(struct peer *p, const char *seeds, char *err,
-				size_t err_size);
+                                size_t err_size);
 /* Spreads a local write to the other peers. */
 void peer_net_publish(struct peer_net *n, const struct peer_record *r);
 /*
@@ -50,7 +50,7 @@ void peer_net_pack_members(struct peer_net *n, struct mc_buf *b);
 void peer_net_pack_counters(struct peer_net *n, struct mc_buf *b);
 /* Addresses of alive members other than this peer, for join tokens. */
 unsigned peer_net_alive_addrs(struct peer_net *n, char addrs[][64],
-			      unsigned max);
+                              unsigned max);
 /* The incarnation to save for the next start. */
 uint32_t peer_net_incarnation(struct peer_net *n);
 

@@ -9,14 +9,14 @@
 
 #include <uv.h>
 
-#define NET_ROLE_EDGE 1u
-#define NET_ROLE_GATEWAY 2u
-#define NET_PUSHPULL_MS 30000
-#define NET_JOIN_RETRY_MS 2000
-#define NET_LEAVE_WAIT_MS 1500
+#define NET_ROLE_EDGE         1u
+#define NET_ROLE_GATEWAY      2u
+#define NET_PUSHPULL_MS       30000
+#define NET_JOIN_RETRY_MS     2000
+#define NET_LEAVE_WAIT_MS     1500
 #define NET_STREAM_TIMEOUT_MS 10000
-#define NET_STREAM_MAX_FRAME (64u << 20)
-#define NET_MAX_SEEDS 16
+#define NET_STREAM_MAX_FRAME  (64u << 20)
+#define NET_MAX_SEEDS         16
 
 struct net_stream;
 
@@ -35,6 +35,7 @@ struct peer_net {
 	struct mc_addr seeds[NET_MAX_SEEDS];
 	unsigned n_seeds;
 	bool joined;
+	uint32_t pushpull_ms;
 
 	void (*leave_done)(struct peer *p);
 	uint64_t leave_deadline;
@@ -52,13 +53,13 @@ void net_save_seeds(struct peer_net *n);
 
 /* Applies remote records (one or an array), checking their stamps. */
 void net_apply_remote(struct peer_net *n, const struct peer_record *rs,
-		      size_t count);
+                      size_t count);
 
-int net_stream_listen(struct peer_net *n, const struct mc_addr *addr,
-		      char *err, size_t err_size);
+int net_stream_listen(struct peer_net *n, const struct mc_addr *addr, char *err,
+                      size_t err_size);
 /* Starts a push-pull (a join when join) with the peer at to. */
 void net_pushpull_start(struct peer_net *n, const struct mc_addr *to,
-			bool join);
+                        bool join);
 void net_streams_close_all(struct peer_net *n);
 
 #endif

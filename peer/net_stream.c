@@ -27,9 +27,9 @@
 
 enum stream_step {
 	STEP_CONNECTING,
-	STEP_WAIT_PP,	/* server: the client's PP; client: the server's */
+	STEP_WAIT_PP, /* server: the client's PP; client: the server's */
 	STEP_WAIT_RECS,
-	STEP_DRAIN,	/* server: sent its last frame, waits for close */
+	STEP_DRAIN, /* server: sent its last frame, waits for close */
 };
 
 struct net_stream {
@@ -98,11 +98,11 @@ static void send_frame(struct net_stream *s, const struct mc_buf *msg)
 	mc_buf_init(&w->frame);
 	mc_buf_put_be32(&w->frame, 0);
 	mc_seal(&w->frame, s->n->p->keyring.keys[0], STREAM_AD,
-		strlen(STREAM_AD), msg->data, msg->len);
+	        strlen(STREAM_AD), msg->data, msg->len);
 	mc_store_be32(w->frame.data, (uint32_t)(w->frame.len - 4));
 	s->n->c.stream_bytes_out += w->frame.len;
-	uv_buf_t buf = uv_buf_init((char *)w->frame.data,
-				   (unsigned)w->frame.len);
+	uv_buf_t buf =
+	    uv_buf_init((char *)w->frame.data, (unsigned)w->frame.len);
 	if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, write_done)) {
 		mc_buf_free(&w->frame);
 		free(w);
@@ -123,7 +123,7 @@ static void pack_digest(struct mc_buf *b, struct peer_store *store)
 
 /* Which buckets differ from the digest in msg; false if it is malformed. */
 static bool diff_buckets(struct peer_store *store, const struct mc_val *msg,
-			 bool differ[PEER_STORE_BUCKETS])
+                         bool differ[PEER_STORE_BUCKETS])
 {
 	const uint8_t *raw;
 	size_t len;
@@ -172,7 +172,7 @@ static int pack_entry(const struct peer_record *r, void *arg)
 
 /* [[bucket, [[keyhash, hlc, writer]...]]...] for the differing buckets. */
 static void pack_entries(struct net_stream *s, struct mc_buf *b,
-			 const bool differ[PEER_STORE_BUCKETS])
+                         const bool differ[PEER_STORE_BUCKETS])
 {
 	uint32_t n = 0;
 	for (int i = 0; i < PEER_STORE_BUCKETS; i++)
@@ -186,7 +186,7 @@ static void pack_entries(struct net_stream *s, struct mc_buf *b,
 		mc_buf_init(&items);
 		struct entries_state e = {.b = &items};
 		peer_store_list_bucket(s->n->p->store, (unsigned)i, pack_entry,
-				       &e);
+		                       &e);
 		mc_pack_array(b, 2);
 		mc_pack_uint(b, (uint64_t)i);
 		mc_pack_array(b, e.n);
@@ -214,12 +214,12 @@ static bool apply_records(struct net_stream *s, const struct mc_val *msg)
 		return false;
 	uint32_t count = recs->v.array.n;
 	struct peer_record_view *views =
-		xcalloc(count ? count : 1, sizeof(*views));
+	    xcalloc(count ? count : 1, sizeof(*views));
 	struct peer_record *rs = xcalloc(count ? count : 1, sizeof(*rs));
 	bool ok = true;
 	for (uint32_t i = 0; i < count && ok; i++) {
-		ok = peer_record_unpack(&recs->v.array.items[i], &views[i]) ==
-		     0;
+		ok =
+		    peer_record_unpack(&recs->v.array.items[i], &views[i]) == 0;
 		rs[i] = views[i].r; /* points into views[i], which stays */
 	}
 	if (ok)
@@ -245,8 +245,7 @@ static int entry_cmp(const void *a, const void *b)
 }
 
 /* >0 when version (h1, w1) is newer than (h2, w2). */
-static int version_cmp(uint64_t h1, const char *w1, uint64_t h2,
-		       const char *w2)
+static int version_cmp(uint64_t h1, const char *w1, uint64_t h2, const char *w2)
 {
 	if (h1 != h2)
 		return h1 > h2 ? 1 : -1;
@@ -265,10 +264,10 @@ static int offer_one(const struct peer_record *r, void *arg)
 	struct offer_state *o = arg;
 	struct entry key = {.keyhash = peer_record_keyhash(r->kind, r->id)};
 	struct entry *e = bsearch(&key, o->theirs, o->n_theirs,
-				  sizeof(*o->theirs), entry_cmp);
+	                          sizeof(*o->theirs), entry_cmp);
 	if (e)
-		e->matched = version_cmp(e->hlc, e->writer, r->hlc,
-					 r->writer) >= 0;
+		e->matched =
+		    version_cmp(e->hlc, e->writer, r->hlc, r->writer) >= 0;
 	if (!e || version_cmp(r->hlc, r->writer, e->hlc, e->writer) > 0) {
 		peer_record_pack(o->records, r);
 		o->n_records++;
@@ -301,7 +300,7 @@ static bool send_client_recs(struct net_stream *s, const struct mc_val *msg)
 		unsigned bucket = (unsigned)bk->v.array.items[0].v.u;
 		const struct mc_val *list = &bk->v.array.items[1];
 		struct entry *theirs =
-			xcalloc(list->v.array.n + 1, sizeof(*theirs));
+		    xcalloc(list->v.array.n + 1, sizeof(*theirs));
 		for (uint32_t j = 0; j < list->v.array.n && ok; j++) {
 			const struct mc_val *e = &list->v.array.items[j];
 			const struct mc_val *it = e->v.array.items;
@@ -320,10 +319,10 @@ static bool send_client_recs(struct net_stream *s, const struct mc_val *msg)
 			qsort(theirs, list->v.array.n, sizeof(*theirs),
 			      entry_cmp);
 			struct offer_state o = {.theirs = theirs,
-						.n_theirs = list->v.array.n,
-						.records = &records};
+			                        .n_theirs = list->v.array.n,
+			                        .records = &records};
 			peer_store_list_bucket(s->n->p->store, bucket,
-					       offer_one, &o);
+			                       offer_one, &o);
 			n_records += o.n_records;
 			for (uint32_t j = 0; j < list->v.array.n; j++) {
 				if (theirs[j].matched)
@@ -396,14 +395,13 @@ static bool send_server_recs(struct net_stream *s, const struct mc_val *msg)
 
 	struct mc_buf records;
 	mc_buf_init(&records);
-	struct want_state w = {.wants = wants, .n_wants = n,
-			       .records = &records};
+	struct want_state w = {
+	    .wants = wants, .n_wants = n, .records = &records};
 	for (uint32_t i = 0; i < n; i++) {
 		unsigned bucket = peer_record_bucket(wants[i]);
 		if (i > 0 && peer_record_bucket(wants[i - 1]) == bucket)
 			continue; /* sorted: each bucket is listed once */
-		peer_store_list_bucket(s->n->p->store, bucket, give_wanted,
-				       &w);
+		peer_store_list_bucket(s->n->p->store, bucket, give_wanted, &w);
 	}
 	struct mc_buf b;
 	mc_buf_init(&b);
@@ -436,8 +434,7 @@ static bool handle_message(struct net_stream *s, const struct mc_val *msg)
 			bool join = false;
 			mc_get_bool(msg, "join", &join);
 			if (join)
-				mc_info("gossip", "join from %s",
-					s->peer_addr);
+				mc_info("gossip", "join from %s", s->peer_addr);
 			struct mc_buf b;
 			mc_buf_init(&b);
 			pack_pp(s, &b, 1);
@@ -456,7 +453,7 @@ static bool handle_message(struct net_stream *s, const struct mc_val *msg)
 			if (s->join && !s->n->joined) {
 				s->n->joined = true;
 				mc_info("gossip", "joined through %s",
-					s->peer_addr);
+				        s->peer_addr);
 			}
 			if (s->join)
 				net_save_seeds(s->n);
@@ -488,18 +485,18 @@ static void handle_frames(struct net_stream *s)
 		int opened = -EBADMSG;
 		for (unsigned k = 0; k < ring->n && opened; k++) {
 			mc_buf_reset(&plain);
-			opened = mc_open(&plain, ring->keys[k], STREAM_AD,
-					 strlen(STREAM_AD), s->in.data + 4,
-					 len);
+			opened =
+			    mc_open(&plain, ring->keys[k], STREAM_AD,
+			            strlen(STREAM_AD), s->in.data + 4, len);
 		}
 		struct mc_doc *doc =
-			opened == 0 ? mc_unpack(plain.data, plain.len) : NULL;
+		    opened == 0 ? mc_unpack(plain.data, plain.len) : NULL;
 		mc_buf_free(&plain);
 		mc_buf_consume(&s->in, 4 + (size_t)len);
 		if (!doc) {
 			mc_warn("gossip", "stream from %s: %s", s->peer_addr,
-				opened ? "no key of the ring opens it"
-				       : "malformed message");
+			        opened ? "no key of the ring opens it"
+			               : "malformed message");
 			stream_close(s, false);
 			return;
 		}
@@ -565,7 +562,7 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	if (status < 0) {
 		mc_debug("gossip", "connect %s: %s", s->peer_addr,
-			 uv_strerror(status));
+		         uv_strerror(status));
 		stream_close(s, false);
 		return;
 	}
@@ -578,8 +575,7 @@ static void on_connect(uv_connect_t *req, int status)
 	s->step = STEP_WAIT_PP;
 }
 
-void net_pushpull_start(struct peer_net *n, const struct mc_addr *to,
-			bool join)
+void net_pushpull_start(struct peer_net *n, const struct mc_addr *to, bool join)
 {
 	if (n->stopping)
 		return;
@@ -590,10 +586,10 @@ void net_pushpull_start(struct peer_net *n, const struct mc_addr *to,
 	mc_addr_format(to, s->peer_addr, sizeof(s->peer_addr));
 	s->connect.data = s;
 	int r = uv_tcp_connect(&s->connect, &s->tcp,
-			       (const struct sockaddr *)&to->ss, on_connect);
+	                       (const struct sockaddr *)&to->ss, on_connect);
 	if (r) {
 		mc_debug("gossip", "connect %s: %s", s->peer_addr,
-			 uv_strerror(r));
+		         uv_strerror(r));
 		stream_close(s, false);
 	}
 }
@@ -621,18 +617,18 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_read_start((uv_stream_t *)&s->tcp, alloc_in, on_read);
 }
 
-int net_stream_listen(struct peer_net *n, const struct mc_addr *addr,
-		      char *err, size_t err_size)
+int net_stream_listen(struct peer_net *n, const struct mc_addr *addr, char *err,
+                      size_t err_size)
 {
-	int r = uv_tcp_bind(&n->listener, (const struct sockaddr *)&addr->ss,
-			    0);
+	int r =
+	    uv_tcp_bind(&n->listener, (const struct sockaddr *)&addr->ss, 0);
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
 	if (r) {
 		char text[64];
 		mc_addr_format(addr, text, sizeof(text));
 		snprintf(err, err_size, "gossip TCP %s: %s", text,
-			 uv_strerror(r));
+		         uv_strerror(r));
 		return r;
 	}
 	return 0;
