@@ -462,6 +462,11 @@ static void admin_usage(FILE *out)
 	    "  record get KIND ID         print a record's body\n"
 	    "  record delete KIND ID      delete a record (a tombstone)\n"
 	    "  record list [KIND] [--json]  list records\n"
+	    "  record load                load \"KIND ID BODY\" lines from "
+	    "stdin "
+	    "in one\n"
+	    "                             transaction (spread by "
+	    "anti-entropy)\n"
 	    "  key rotate                 replace the cloud key everywhere, "
 	    "without a gap\n");
 }
@@ -477,6 +482,50 @@ static void print_record_line(const struct mc_val *r)
 	printf("%s\t%s\t%llu\t%s\t%zu\n", str_or(r, "kind", kind, 129, "?"),
 	       str_or(r, "id", id, 129, "?"), (unsigned long long)hlc,
 	       str_or(r, "writer", writer, sizeof(writer), "?"), len);
+}
+
+/*
+ * Reads "KIND ID BODY" lines from stdin into a record-load request. BODY is
+ * the rest of the line.
+ */
+static int load_records(struct mc_buf *req)
+{
+	struct mc_buf items;
+	char line[65536];
+	uint32_t n = 0;
+	unsigned lineno = 0;
+	mc_buf_init(&items);
+	while (fgets(line, sizeof(line), stdin)) {
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '\0')
+			continue;
+		char *save = NULL;
+		char *kind = strtok_r(line, " ", &save);
+		char *id = strtok_r(NULL, " ", &save);
+		char *body = save ? save : "";
+		if (!kind || !id || !peer_record_name_ok(kind) ||
+		    !peer_record_name_ok(id)) {
+			fprintf(stderr,
+			        "mallee admin: stdin:%u: expected \"KIND ID "
+			        "BODY\"\n",
+			        lineno);
+			mc_buf_free(&items);
+			return 2;
+		}
+		mc_pack_array(&items, 3);
+		mc_pack_str(&items, kind);
+		mc_pack_str(&items, id);
+		mc_pack_bin(&items, body, strlen(body));
+		n++;
+	}
+	mc_pack_map(req, 2);
+	mc_pack_kv_str(req, "cmd", "record-load");
+	mc_pack_str(req, "records");
+	mc_pack_array(req, n);
+	mc_buf_append(req, items.data, items.len);
+	mc_buf_free(&items);
+	return 0;
 }
 
 static int admin_record(const char *dir, bool json, int argc, char **argv)
@@ -510,6 +559,12 @@ static int admin_record(const char *dir, bool json, int argc, char **argv)
 		               op[0] == 'g' ? "record-get" : "record-delete");
 		mc_pack_kv_str(&req, "kind", argv[1]);
 		mc_pack_kv_str(&req, "id", argv[2]);
+	} else if (strcmp(op, "load") == 0 && argc == 1) {
+		r = load_records(&req);
+		if (r) {
+			mc_buf_free(&req);
+			return r;
+		}
 	} else if (strcmp(op, "list") == 0 && argc <= 2) {
 		mc_pack_map(&req, argc == 2 ? 2 : 1);
 		mc_pack_kv_str(&req, "cmd", "record-list");
@@ -544,6 +599,10 @@ static int admin_record(const char *dir, bool json, int argc, char **argv)
 			     i < recs->v.array.n;
 			     i++)
 				print_record_line(&recs->v.array.items[i]);
+	} else if (strcmp(op, "load") == 0) {
+		uint64_t loaded = 0;
+		mc_get_uint(root, "loaded", &loaded);
+		printf("loaded %llu records\n", (unsigned long long)loaded);
 	} else {
 		uint64_t hlc = 0;
 		mc_get_uint(root, "hlc", &hlc);

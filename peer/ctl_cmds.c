@@ -132,6 +132,59 @@ static void cmd_record_put(struct peer *p, const struct mc_val *req,
 	reply_stamp(reply, stamp);
 }
 
+/*
+ * Bulk load for operators and benchmarks: one transaction, fresh stamps, no
+ * broadcast per record (gossip's queue would drown); the records spread to
+ * the other peers by anti-entropy instead.
+ */
+static void cmd_record_load(struct peer *p, const struct mc_val *req,
+                            struct mc_buf *reply)
+{
+	const struct mc_val *list = mc_map_get(req, "records");
+	if (!list || list->type != MC_VAL_ARRAY) {
+		peer_ctl_reply_error(reply, "missing records");
+		return;
+	}
+	uint32_t n = list->v.array.n;
+	struct peer_record *rs = xcalloc(n + 1, sizeof(*rs));
+	char(*names)[2][129] = xcalloc(n + 1, sizeof(*names));
+	uint32_t i;
+	for (i = 0; i < n; i++) {
+		const struct mc_val *e = &list->v.array.items[i];
+		const struct mc_val *it = e->v.array.items;
+		if (e->type != MC_VAL_ARRAY || e->v.array.n != 3 ||
+		    it[0].type != MC_VAL_STR || it[0].v.s.n > 128 ||
+		    it[1].type != MC_VAL_STR || it[1].v.s.n > 128 ||
+		    (it[2].type != MC_VAL_BIN && it[2].type != MC_VAL_STR))
+			break;
+		memcpy(names[i][0], it[0].v.s.p, it[0].v.s.n);
+		memcpy(names[i][1], it[1].v.s.p, it[1].v.s.n);
+		if (!peer_record_name_ok(names[i][0]) ||
+		    !peer_record_name_ok(names[i][1]))
+			break;
+		rs[i].kind = names[i][0];
+		rs[i].id = names[i][1];
+		rs[i].body = (uint8_t *)it[2].v.s.p;
+		rs[i].body_len = it[2].v.s.n;
+		rs[i].hlc = mc_hlc_now(&p->clock, mc_wall_ms());
+		memcpy(rs[i].writer, p->id, sizeof(rs[i].writer));
+	}
+	size_t applied = 0;
+	int r =
+	    i < n ? -EINVAL : peer_store_apply_batch(p->store, rs, n, &applied);
+	free(rs);
+	free(names);
+	if (r) {
+		peer_ctl_reply_error(reply, "cannot load: %s",
+		                     r == -EINVAL ? "malformed record"
+		                                  : strerror(-r));
+		return;
+	}
+	mc_pack_map(reply, 2);
+	mc_pack_kv_bool(reply, "ok", true);
+	mc_pack_kv_uint(reply, "loaded", applied);
+}
+
 static void cmd_record_delete(struct peer *p, const struct mc_val *req,
                               struct mc_buf *reply)
 {
@@ -250,6 +303,8 @@ void peer_ctl_dispatch(void *arg, const struct mc_val *req,
 		cmd_status(p, reply);
 	else if (mc_val_is_str(cmd, "record-put"))
 		cmd_record_put(p, req, reply);
+	else if (mc_val_is_str(cmd, "record-load"))
+		cmd_record_load(p, req, reply);
 	else if (mc_val_is_str(cmd, "record-delete"))
 		cmd_record_delete(p, req, reply);
 	else if (mc_val_is_str(cmd, "record-get"))
