@@ -237,3 +237,126 @@ int peer_cloud_adopt(const char *dir, const struct peer_token *t, char *err,
 	mc_wipe(&ring, sizeof(ring));
 	return r;
 }
+
+int peer_access_key_open(const struct peer_keyring *ring, const char *key_id,
+                         const uint8_t *sealed, size_t len,
+                         struct mc_buf *plain)
+{
+	for (unsigned k = 0; k < ring->n; k++) {
+		mc_buf_reset(plain);
+		if (mc_open(plain, ring->keys[k], key_id, strlen(key_id),
+		            sealed, len) == 0)
+			return 0;
+	}
+	return -EBADMSG;
+}
+
+void peer_user_id(const char *account, const char *user, char *out, size_t size)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+	char in[160];
+	uint8_t h[17];
+	snprintf(in, sizeof(in), "%s/%s", account, user);
+	mc_hash(h, 16, in, strlen(in));
+	char id[22] = "AIDA";
+	for (int i = 0; i < 17; i++)
+		id[4 + i] = alphabet[h[i % 16] % 32];
+	id[21] = '\0';
+	snprintf(out, size, "%s", id);
+}
+
+struct reseal_state {
+	struct peer_writer *w;
+	const struct peer_keyring *ring;
+	struct peer_record *todo;
+	size_t n, cap;
+};
+
+static int collect_key(const struct peer_record *r, void *arg)
+{
+	struct reseal_state *s = arg;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->todo = xrealloc(s->todo, s->cap * sizeof(*s->todo));
+	}
+	struct peer_record *c = &s->todo[s->n++];
+	memset(c, 0, sizeof(*c));
+	c->kind = xstrdup(r->kind);
+	c->id = xstrdup(r->id);
+	c->body = xmalloc(r->body_len + 1);
+	memcpy(c->body, r->body, r->body_len);
+	c->body_len = r->body_len;
+	return 0;
+}
+
+/* Rewrites one access-key body with its secret sealed under the primary. */
+static int reseal_one(struct reseal_state *s, const struct peer_record *r)
+{
+	struct mc_doc *doc = mc_unpack(r->body, r->body_len);
+	const struct mc_val *v = doc ? mc_doc_root(doc) : NULL;
+	const uint8_t *sealed;
+	size_t len;
+	int e = 0;
+	if (!v || v->type != MC_VAL_MAP ||
+	    !mc_get_bytes(v, "secret", &sealed, &len)) {
+		mc_doc_free(doc);
+		return 0; /* not ours to mend */
+	}
+	struct mc_buf plain, resealed, body;
+	mc_buf_init(&plain);
+	mc_buf_init(&resealed);
+	mc_buf_init(&body);
+	e = peer_access_key_open(s->ring, r->id, sealed, len, &plain);
+	if (e == 0) {
+		mc_seal(&resealed, s->ring->keys[0], r->id, strlen(r->id),
+		        plain.data, plain.len);
+		/* Copy every field, replacing only the secret. */
+		mc_pack_map(&body, v->v.map.n);
+		for (uint32_t i = 0; i < v->v.map.n; i++) {
+			const struct mc_kv *kv = &v->v.map.kv[i];
+			if (kv->key.type != MC_VAL_STR)
+				continue;
+			mc_pack_strn(&body, kv->key.v.s.p, kv->key.v.s.n);
+			if (mc_val_is_str(&kv->key, "secret"))
+				mc_pack_bin(&body, resealed.data, resealed.len);
+			else if (kv->val.type == MC_VAL_STR)
+				mc_pack_strn(&body, kv->val.v.s.p,
+				             kv->val.v.s.n);
+			else if (kv->val.type == MC_VAL_UINT)
+				mc_pack_uint(&body, kv->val.v.u);
+			else if (kv->val.type == MC_VAL_BOOL)
+				mc_pack_bool(&body, kv->val.v.b);
+			else
+				mc_pack_nil(&body);
+		}
+		e = peer_records_put(s->w, r->kind, r->id, body.data, body.len,
+		                     NULL);
+	}
+	if (plain.data)
+		mc_wipe(plain.data, plain.len);
+	mc_buf_free(&plain);
+	mc_buf_free(&resealed);
+	mc_buf_free(&body);
+	mc_doc_free(doc);
+	return e;
+}
+
+int peer_access_keys_reseal(struct peer_writer *w,
+                            const struct peer_keyring *ring)
+{
+	struct reseal_state s = {.w = w, .ring = ring};
+	/* Collect first: writing while the list statement runs would reset
+	 * it under us. */
+	int e = peer_store_list(w->store, PEER_KIND_ACCESS_KEY, false,
+	                        collect_key, &s);
+	for (size_t i = 0; i < s.n; i++) {
+		if (e == 0) {
+			int r = reseal_one(&s, &s.todo[i]);
+			if (r)
+				e = r;
+		}
+		peer_record_clear(&s.todo[i]);
+	}
+	free(s.todo);
+	return e;
+}

@@ -54,4 +54,15 @@ int peer_access_key_create(struct peer_writer *w,
                            const struct peer_keyring *ring, const char *account,
                            const char *user, struct peer_access_key *out);
 
+/* Opens an access key's sealed secret with any key of ring. */
+int peer_access_key_open(const struct peer_keyring *ring, const char *key_id,
+                         const uint8_t *sealed, size_t len,
+                         struct mc_buf *plain);
+/* Re-seals every access key's secret under ring's primary key. */
+int peer_access_keys_reseal(struct peer_writer *w,
+                            const struct peer_keyring *ring);
+/* A stable IAM-style user id ("AIDA" + 17) for (account, user). */
+void peer_user_id(const char *account, const char *user, char *out,
+                  size_t size);
+
 #endif

@@ -1,5 +1,6 @@
 #include "cloudkey.h"
 
+#include "cloud.h"
 #include "log.h"
 #include "mem.h"
 #include "net_int.h"
@@ -46,6 +47,9 @@ static void rotate_step(uv_timer_t *t)
 	}
 	int r = write_ring(p, &ring);
 	mc_wipe(&ring, sizeof(ring));
+	/* Secrets sealed under the old key must outlive its retirement. */
+	if (r == 0 && p->rotate_step == 1)
+		r = peer_access_keys_reseal(&p->writer, &p->keyring);
 	if (r) {
 		mc_error("cloudkey", "rotation step %d failed: %s",
 		         p->rotate_step + 1, strerror(-r));

@@ -2,6 +2,7 @@
 
 #include "cloud.h"
 #include "cloudkey.h"
+#include "edge.h"
 #include "log.h"
 #include "mem.h"
 #include "token.h"
@@ -184,6 +185,7 @@ static int load_state(struct peer *p, char *err, size_t err_size)
 static void close_all(struct peer *p)
 {
 	peer_cloudkey_stop(p);
+	peer_edge_stop(p);
 	if (p->net) {
 		peer_net_stop(p->net);
 		p->net = NULL;
@@ -282,11 +284,6 @@ static void log_start(const struct peer *p)
 	        p->advertise, p->capacity.vcpu_total,
 	        (unsigned long long)p->capacity.memory_mib_total,
 	        (unsigned long long)p->capacity.disk_mib_total);
-	if (p->cfg.edge)
-		mc_warn("edge",
-		        "the EC2 API is not serving yet: this build has no API "
-		        "edge (it will listen on %s)",
-		        p->cfg.api_listen);
 }
 
 static void teardown(struct peer *p)
@@ -363,6 +360,12 @@ int peer_run(const struct peer_config *cfg)
 	}
 	peer_cloudkey_sync(p);
 	log_start(p);
+	if (p->cfg.edge && peer_edge_start(p, err, sizeof(err))) {
+		close_all(p);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		goto fail;
+	}
 	if (seeds[0])
 		mc_info("gossip", "joining through %s", seeds);
 	uv_run(&loop, UV_RUN_DEFAULT);

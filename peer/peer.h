@@ -17,6 +17,8 @@
 
 #include <uv.h>
 
+struct api_edge;
+
 struct peer {
 	uv_loop_t *loop;
 	struct peer_config cfg;
@@ -41,6 +43,7 @@ struct peer {
 
 	struct peer_ctl *ctl;
 	struct peer_net *net;
+	struct api_edge *edge;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t collect_timer;
 	uint64_t started_ms;

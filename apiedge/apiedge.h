@@ -1,0 +1,85 @@
+/*
+ * The EC2 API edge: an HTTP(S) server on the caller's libuv loop that
+ * answers the Amazon EC2 Query API (and STS GetCallerIdentity, which EC2
+ * clients send to the EC2 endpoint). It knows nothing of SQLite or libvirt:
+ * everything it reads or writes in the cloud goes through struct api_cloud,
+ * which the peer implements (and tests fake in memory).
+ */
+#ifndef MALLEE_APIEDGE_H
+#define MALLEE_APIEDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define API_ACCOUNT_ID_LEN 12
+#define API_KEY_ID_MAX     128
+#define API_SECRET_MAX     128
+#define API_NAME_MAX       256
+
+/* What the cloud knows about one access key. */
+struct api_key_info {
+	char account_id[API_ACCOUNT_ID_LEN + 1]; /* 12 digits */
+	char secret[API_SECRET_MAX + 1];         /* the secret access key */
+	/* IAM-style identity of the key's owner: "arn:aws:iam::<acct>:user/x"
+	 * and a user id ("AIDA..."); "root" users have arn ...:root. */
+	char user_arn[API_NAME_MAX];
+	char user_id[API_NAME_MAX];
+};
+
+/*
+ * The cloud as the edge sees it: a table of functions over an opaque arg.
+ * Each is called on the loop thread and must not block it. New members are
+ * added as action families arrive; a NULL member means "not supported" and
+ * the actions that need it answer InternalError.
+ */
+struct api_cloud {
+	void *arg;
+	/*
+	 * Looks up an active access key by its id. Fills *out (wiping it is
+	 * the edge's job) and returns 0; -ENOENT when the key is unknown or
+	 * revoked; another negative errno when the lookup itself failed.
+	 */
+	int (*lookup_key)(void *arg, const char *access_key_id,
+	                  struct api_key_info *out);
+};
+
+struct api_edge_config {
+	/* Region name served (DescribeRegions, ARNs); e.g. "us-east-1". */
+	const char *region;
+	/* Host name reported as the region's endpoint, e.g. "10.0.0.1:8773". */
+	const char *endpoint;
+	/* Limits; 0 picks the default noted. */
+	unsigned max_conns;          /* 4096 */
+	uint64_t idle_timeout_ms;    /* 60000: no request on a connection */
+	uint64_t header_timeout_ms;  /* 10000: first byte to end of headers */
+	size_t max_body_bytes;       /* 1 MiB */
+	/* Per access key token bucket: sustained requests/s and burst.
+	 * 0 rate disables throttling. */
+	double throttle_rate;
+	double throttle_burst;
+};
+
+struct api_edge;
+
+/*
+ * Starts serving on addr (port 0 picks a free one). cfg and cloud are
+ * copied (the strings in cfg too); cloud->arg must outlive the edge.
+ * Returns 0 and sets *out, or a negative libuv error (UV_EADDRINUSE...).
+ */
+int api_edge_start(struct api_edge **out, uv_loop_t *loop,
+                   const struct sockaddr *addr,
+                   const struct api_edge_config *cfg,
+                   const struct api_cloud *cloud);
+/* The port actually bound (useful after port 0), or -1. */
+int api_edge_port(const struct api_edge *e);
+/* Connections open right now. */
+size_t api_edge_conn_count(const struct api_edge *e);
+/*
+ * Stops accepting, closes every connection and frees the edge once all its
+ * handles are closed; then calls done(arg) from the loop (done may be NULL).
+ */
+void api_edge_stop(struct api_edge *e, void (*done)(void *arg), void *arg);
+
+#endif

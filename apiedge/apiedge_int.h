@@ -1,0 +1,376 @@
+/*
+ * Internals shared by the files of apiedge/ (and its tests and fuzz
+ * targets); no other folder includes this.
+ *
+ *   http_conn.c   one HTTP/1.1 connection's protocol, without sockets
+ *   http.c        the TCP server on the loop (accept, timers, writes)
+ *   query.c       form/query decoding, EC2 list parameters, filters
+ *   digest.c      SHA-256 and HMACs (the only file with OpenSSL's EVP)
+ *   sigv4.c       AWS Signature Version 4 (header and presigned)
+ *   sigv2.c       AWS Signature Version 2
+ *   error.c       EC2 error codes and their HTTP statuses
+ *   xml.c         the escaping XML writer and EC2 envelopes
+ *   edge.c        the edge: paths, parameters, auth, throttle, dispatch
+ *   action_*.c    the actions, one file per family
+ */
+#ifndef MALLEE_APIEDGE_INT_H
+#define MALLEE_APIEDGE_INT_H
+
+#include "apiedge.h"
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+struct api_http_limits {
+	size_t max_header_bytes; /* request line + headers */
+	size_t max_headers;      /* header lines */
+	size_t max_body_bytes;
+	unsigned max_conns;
+	uint64_t idle_timeout_ms;
+	uint64_t header_timeout_ms;
+};
+
+void api_http_limits_default(struct api_http_limits *lim);
+
+struct api_http_header {
+	const char *name;  /* as received */
+	const char *value; /* leading and trailing blanks removed */
+};
+
+/* One request; everything in it is valid until its response is sent. */
+struct api_http_request {
+	const char *method; /* "GET", "POST", ... */
+	const char *target; /* request-target exactly as sent */
+	const char *path;   /* target up to '?', as sent */
+	const char *query;  /* after '?', as sent; "" when none */
+	const struct api_http_header *headers;
+	size_t n_headers;
+	const uint8_t *body; /* de-chunked; NUL-terminated for convenience */
+	size_t body_len;
+	int http_minor; /* HTTP/1.x */
+	const char *peer; /* client address as text ("" when unknown) */
+};
+
+/* First header of that name (ASCII case-insensitive), or NULL. */
+const char *api_http_header(const struct api_http_request *req,
+                            const char *name);
+
+struct api_http_response {
+	int status;             /* 200 unless set */
+	struct mc_buf headers;  /* extra "Name: value\r\n" lines */
+	struct mc_buf body;     /* the handler appends here */
+	bool close;             /* close the connection after this one */
+};
+
+void api_http_response_header(struct api_http_response *resp,
+                              const char *name, const char *value);
+
+enum api_http_result {
+	API_HTTP_DONE,    /* resp is filled: send it now */
+	API_HTTP_PENDING, /* the handler calls api_http_respond(resp) later */
+};
+
+/*
+ * Called once per complete request, in order, one at a time per
+ * connection. A handler that returns API_HTTP_PENDING keeps req and resp
+ * and must call api_http_respond(resp) exactly once later.
+ */
+typedef enum api_http_result (*api_http_handler)(
+    void *arg, const struct api_http_request *req,
+    struct api_http_response *resp);
+
+/* Completes a pending response. */
+void api_http_respond(struct api_http_response *resp);
+
+/*
+ * Formats the body of an error the HTTP layer produces itself (400, 408,
+ * 413, 431, 505); NULL leaves the body empty.
+ */
+typedef void (*api_http_error_body)(void *arg, struct api_http_response *resp);
+
+/* The reason phrase of a status ("OK", "Bad Request"...). */
+const char *api_http_reason(int status);
+
+/* One connection's protocol (http_conn.c): bytes in, responses out. */
+struct api_http_conn;
+
+struct api_http_conn_ops {
+	api_http_handler handle;
+	api_http_error_body error_body; /* may be NULL */
+	void *arg;                      /* for both */
+	/* Transport: takes out's bytes (it may swap the buffer away). */
+	void (*send)(void *owner, struct mc_buf *out);
+	void *owner;
+};
+
+enum api_http_phase {
+	API_HTTP_IDLE,    /* between requests */
+	API_HTTP_HEAD,    /* inside a request line or headers */
+	API_HTTP_BODY,    /* reading a body */
+	API_HTTP_WAITING, /* a handler or the transport has the turn */
+	API_HTTP_CLOSING, /* the last response is out; accept no input */
+};
+
+struct api_http_conn *api_http_conn_new(const struct api_http_limits *lim,
+                                        const struct api_http_conn_ops *ops,
+                                        const char *peer);
+/* Frees now, or (with a response pending) when it is answered. */
+void api_http_conn_free(struct api_http_conn *c);
+/* Feeds received bytes: requests are parsed and handled in order. */
+void api_http_conn_feed(struct api_http_conn *c, const void *data, size_t n);
+/* The transport's backlog is full (true) or drained (false). */
+void api_http_conn_set_blocked(struct api_http_conn *c, bool blocked);
+/* Answers 408 and closes: the client was too slow. */
+void api_http_conn_timeout(struct api_http_conn *c);
+enum api_http_phase api_http_conn_phase(const struct api_http_conn *c);
+/* False while so much input waits that the transport should stop reading. */
+bool api_http_conn_wants_input(const struct api_http_conn *c);
+
+/* The TCP server (http.c). */
+struct api_http_server;
+
+struct api_http_server *api_http_server_new(uv_loop_t *loop,
+                                            const struct api_http_limits *lim,
+                                            const struct api_http_conn_ops *ops);
+/* Binds and listens; returns 0 or a negative libuv error. */
+int api_http_server_listen(struct api_http_server *s,
+                           const struct sockaddr *addr, int backlog);
+int api_http_server_port(const struct api_http_server *s);
+size_t api_http_server_conn_count(const struct api_http_server *s);
+/* Closes everything; done(arg) runs from the loop once all is freed. */
+void api_http_server_close(struct api_http_server *s, void (*done)(void *),
+                           void *arg);
+
+/* ---- Errors ------------------------------------------------------------- */
+
+/* An EC2 error: code, the HTTP status that goes with it, and a message. */
+struct api_error {
+	int status;
+	const char *code; /* static string */
+	char message[512];
+};
+
+/* EC2's HTTP status for a code (400 for client codes not listed). */
+int api_error_status(const char *code);
+/* Fills e and returns -EINVAL (so callers can `return api_error_set()`). */
+int api_error_set(struct api_error *e, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- Query parameters --------------------------------------------------- */
+
+#define API_PARAMS_MAX     4096
+#define API_PARAM_NAME_MAX 512
+
+struct api_param {
+	char *name;  /* decoded, NUL-terminated, no NUL inside */
+	char *value; /* decoded, NUL-terminated, no NUL inside */
+	size_t value_len;
+};
+
+struct api_params {
+	struct api_param *items;
+	size_t n;
+	size_t cap;
+};
+
+void api_params_init(struct api_params *p);
+void api_params_free(struct api_params *p);
+/*
+ * Appends the pairs of an application/x-www-form-urlencoded string (a form
+ * body or a query string) in order: '&'-separated, '+' is a space, %XX
+ * decoded strictly. Returns 0, -EINVAL on a bad escape or a NUL, -E2BIG
+ * past API_PARAMS_MAX pairs or API_PARAM_NAME_MAX name bytes.
+ */
+int api_params_parse(struct api_params *p, const char *s, size_t n);
+/* The first value of name (case-sensitive), or NULL. */
+const char *api_params_get(const struct api_params *p, const char *name);
+
+/*
+ * EC2 lists. A member of list "Foo" is "Foo" (un-indexed), "Foo.N" or
+ * "Foo.N.Rest" with N a decimal index without leading zeros (0 and 1 both
+ * start lists), or "Foo.Rest" (un-indexed structured member).
+ * Un-indexed members sort before indexed ones; equal indexes keep the
+ * order they were sent in.
+ */
+#define API_INDEX_NONE (-1L)
+
+/* Values of the simple list prefix (Foo, Foo.N) in order; returns the
+ * count found (it may exceed max: only max are stored). */
+size_t api_params_list(const struct api_params *p, const char *prefix,
+                       const char **vals, size_t max);
+/* Distinct indexes of structured members (Foo.N.x), ascending, with
+ * API_INDEX_NONE first for Foo.x; returns the count found. */
+size_t api_params_indexes(const struct api_params *p, const char *prefix,
+                          long *idx, size_t max);
+/* The value of Foo.N.field (Foo.field for API_INDEX_NONE), or NULL. */
+const char *api_params_member(const struct api_params *p, const char *prefix,
+                              long index, const char *field);
+/* The simple list Foo.N.field(.M) of member N; as api_params_list. */
+size_t api_params_member_list(const struct api_params *p, const char *prefix,
+                              long index, const char *field, const char **vals,
+                              size_t max);
+
+#define API_FILTERS_MAX       64
+#define API_FILTER_VALUES_MAX 256
+
+struct api_filter {
+	const char *name;    /* borrowed from the params */
+	const char **values; /* borrowed; the array is owned by the set */
+	size_t n_values;
+};
+
+struct api_filters {
+	struct api_filter *items;
+	size_t n;
+};
+
+/* Reads Filter.N.Name / Filter.N.Value.M. Returns 0, or fills err
+ * (InvalidParameterValue / InvalidParameterCombination) and fails. */
+int api_filters_parse(const struct api_params *p, struct api_filters *out,
+                      struct api_error *err);
+void api_filters_free(struct api_filters *f);
+/* EC2 filter pattern match: '*' any run, '?' one character, '\' escapes. */
+bool api_filter_match(const char *pattern, const char *value);
+/* True if f names name and one of its values matches value. */
+bool api_filter_values_match(const struct api_filter *f, const char *value);
+
+/* RFC 3986 encoding (unreserved kept, the rest %XX uppercase). */
+void api_uri_encode(struct mc_buf *out, const char *s, size_t n);
+
+/* ---- Digests (digest.c) ------------------------------------------------- */
+
+#define API_SHA256_BYTES 32
+#define API_SHA1_BYTES   20
+
+void api_sha256(uint8_t out[API_SHA256_BYTES], const void *p, size_t n);
+void api_hmac_sha256(uint8_t out[API_SHA256_BYTES], const void *key,
+                     size_t key_len, const void *p, size_t n);
+void api_hmac_sha1(uint8_t out[API_SHA1_BYTES], const void *key,
+                   size_t key_len, const void *p, size_t n);
+
+/* ---- Signatures --------------------------------------------------------- */
+
+#define API_MAX_SKEW_S (15 * 60)
+
+/* Who signed a request, once verified. */
+struct api_auth {
+	char access_key_id[API_KEY_ID_MAX + 1];
+	struct api_key_info key;
+	char region[64];  /* SigV4 scope (SigV2: "") */
+	char service[64]; /* SigV4 scope (SigV2: "") */
+	int version;      /* 2 or 4 */
+};
+
+/* Which scheme a request uses: 4, 2, or 0 when it carries no signature. */
+int api_sig_scheme(const struct api_http_request *req,
+                   const struct api_params *params);
+
+/*
+ * Verifies a SigV4 request (Authorization header, or X-Amz-* query
+ * parameters) at time now. Returns 0 and fills *auth, or fills err with
+ * EC2's code and fails. The secret is looked up through cloud.
+ */
+int api_sigv4_verify(const struct api_http_request *req,
+                     const struct api_cloud *cloud, time_t now,
+                     struct api_auth *auth, struct api_error *err);
+/*
+ * The canonical request of req for the given signed header list
+ * ("host;x-amz-date"); presigned leaves X-Amz-Signature out of the query.
+ * Returns 0 or -EINVAL when the query cannot be decoded.
+ */
+int api_sigv4_canonical_request(const struct api_http_request *req,
+                                const char *signed_headers, bool presigned,
+                                struct mc_buf *out);
+/* Hex signature (65 bytes with NUL) of string_to_sign under the scope. */
+void api_sigv4_sign(char out[65], const char *secret, const char *date,
+                    const char *region, const char *service,
+                    const char *string_to_sign);
+
+/* Verifies a SigV2 request whose parameters (query and form) are params. */
+int api_sigv2_verify(const struct api_http_request *req,
+                     const struct api_params *params,
+                     const struct api_cloud *cloud, time_t now,
+                     struct api_auth *auth, struct api_error *err);
+/* SigV2's string to sign for req and params (Signature left out). */
+void api_sigv2_string_to_sign(const struct api_http_request *req,
+                              const struct api_params *params,
+                              struct mc_buf *out);
+
+/* Parses "YYYYMMDDTHHMMSSZ"; -EINVAL otherwise. */
+int api_parse_amz_date(const char *s, time_t *out);
+/* Parses ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+00:00]" (UTC). */
+int api_parse_iso8601(const char *s, time_t *out);
+
+/* ---- XML ---------------------------------------------------------------- */
+
+/* Appends s escaped for XML text or attributes: markup characters become
+ * entities, characters XML 1.0 forbids and invalid UTF-8 become U+FFFD. */
+void api_xml_escape(struct mc_buf *b, const char *s, size_t n);
+void api_xml_open(struct mc_buf *b, const char *tag);
+void api_xml_close(struct mc_buf *b, const char *tag);
+/* <tag>escaped value</tag>; value NULL writes nothing at all. */
+void api_xml_elem(struct mc_buf *b, const char *tag, const char *value);
+void api_xml_elem_fmt(struct mc_buf *b, const char *tag, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void api_xml_elem_bool(struct mc_buf *b, const char *tag, bool v);
+/* The EC2 envelope: declaration, <ActionResponse xmlns=".../VERSION/">
+ * and <requestId>. */
+void api_xml_response_begin(struct mc_buf *b, const char *action,
+                            const char *version, const char *request_id);
+void api_xml_response_end(struct mc_buf *b, const char *action);
+/* EC2's error document, exactly. */
+void api_xml_error(struct mc_buf *b, const char *code, const char *message,
+                   const char *request_id);
+
+/* ---- The edge and its actions ------------------------------------------- */
+
+struct api_throttle;
+
+/* Token buckets per access key (throttle.c). rate 0 disables. */
+struct api_throttle *api_throttle_new(double rate, double burst);
+void api_throttle_free(struct api_throttle *t);
+/* Takes a token for key at now_ms; false when the bucket is empty. */
+bool api_throttle_take(struct api_throttle *t, const char *key,
+                       uint64_t now_ms);
+
+/* One authenticated call of an action. */
+struct api_call {
+	const struct api_edge_config *cfg;
+	const struct api_cloud *cloud;
+	const struct api_http_request *http;
+	const struct api_params *params;
+	const struct api_auth *auth;
+	const char *action;
+	const char *version; /* as sent, or the default */
+	char request_id[37];
+	struct mc_buf *out; /* the response body */
+	struct api_error err;
+};
+
+/*
+ * An action writes its whole document into call->out and returns 0, or
+ * fills call->err (api_error_set) and returns a negative value, in which
+ * case whatever it wrote is discarded and the error document sent.
+ */
+struct api_action {
+	const char *name;
+	int (*run)(struct api_call *call);
+};
+
+/* The table of actions, sorted by name (edge.c). */
+const struct api_action *api_action_find(const char *name);
+
+int api_action_describe_regions(struct api_call *call);
+int api_action_get_caller_identity(struct api_call *call);
+
+/* The EC2 API version echoed when the request names none. */
+#define API_DEFAULT_VERSION "2016-11-15"
+
+#endif
