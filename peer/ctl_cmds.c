@@ -311,6 +311,14 @@ void peer_ctl_dispatch(void *arg, const struct mc_val *req,
 		cmd_record_get(p, req, reply);
 	else if (mc_val_is_str(cmd, "record-list"))
 		cmd_record_list(p, req, reply);
+	else if (mc_val_is_str(cmd, "account-create"))
+		peer_cmd_account_create(p, req, reply);
+	else if (mc_val_is_str(cmd, "key-create"))
+		peer_cmd_key_create(p, req, reply);
+	else if (mc_val_is_str(cmd, "key-list"))
+		peer_cmd_key_list(p, req, reply);
+	else if (mc_val_is_str(cmd, "key-revoke"))
+		peer_cmd_key_revoke(p, req, reply);
 	else if (mc_val_is_str(cmd, "key-rotate"))
 		cmd_key_rotate(p, reply);
 	else

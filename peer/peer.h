@@ -61,4 +61,14 @@ int peer_run(const struct peer_config *cfg);
 void peer_ctl_dispatch(void *arg, const struct mc_val *request,
                        struct mc_buf *reply);
 
+/* Accounts and access keys (ctl_keys.c). */
+void peer_cmd_account_create(struct peer *p, const struct mc_val *req,
+                             struct mc_buf *reply);
+void peer_cmd_key_create(struct peer *p, const struct mc_val *req,
+                         struct mc_buf *reply);
+void peer_cmd_key_list(struct peer *p, const struct mc_val *req,
+                       struct mc_buf *reply);
+void peer_cmd_key_revoke(struct peer *p, const struct mc_val *req,
+                         struct mc_buf *reply);
+
 #endif
