@@ -50,11 +50,14 @@ struct api_edge_config {
 	const char *region;
 	/* Host name reported as the region's endpoint, e.g. "10.0.0.1:8773". */
 	const char *endpoint;
+	/* PEM files: with both set the port speaks only TLS (1.2+). */
+	const char *tls_cert_file;
+	const char *tls_key_file;
 	/* Limits; 0 picks the default noted. */
-	unsigned max_conns;          /* 4096 */
-	uint64_t idle_timeout_ms;    /* 60000: no request on a connection */
-	uint64_t header_timeout_ms;  /* 10000: first byte to end of headers */
-	size_t max_body_bytes;       /* 1 MiB */
+	unsigned max_conns;         /* 4096 */
+	uint64_t idle_timeout_ms;   /* 60000: no request on a connection */
+	uint64_t header_timeout_ms; /* 10000: first byte to end of headers */
+	size_t max_body_bytes;      /* 1 MiB */
 	/* Per access key token bucket: sustained requests/s and burst.
 	 * 0 rate disables throttling. */
 	double throttle_rate;
@@ -66,7 +69,9 @@ struct api_edge;
 /*
  * Starts serving on addr (port 0 picks a free one). cfg and cloud are
  * copied (the strings in cfg too); cloud->arg must outlive the edge.
- * Returns 0 and sets *out, or a negative libuv error (UV_EADDRINUSE...).
+ * Returns 0 and sets *out, or a negative libuv error (UV_EADDRINUSE...),
+ * or -EINVAL for TLS files that do not load. After a failure the loop must
+ * still run for what was opened to close.
  */
 int api_edge_start(struct api_edge **out, uv_loop_t *loop,
                    const struct sockaddr *addr,

@@ -9,6 +9,7 @@
  *   sigv4.c       AWS Signature Version 4 (header and presigned)
  *   sigv2.c       AWS Signature Version 2
  *   error.c       EC2 error codes and their HTTP statuses
+ *   tls.c         TLS with OpenSSL over memory BIOs
  *   xml.c         the escaping XML writer and EC2 envelopes
  *   edge.c        the edge: paths, parameters, auth, throttle, dispatch
  *   action_*.c    the actions, one file per family
@@ -54,7 +55,7 @@ struct api_http_request {
 	size_t n_headers;
 	const uint8_t *body; /* de-chunked; NUL-terminated for convenience */
 	size_t body_len;
-	int http_minor; /* HTTP/1.x */
+	int http_minor;   /* HTTP/1.x */
 	const char *peer; /* client address as text ("" when unknown) */
 };
 
@@ -63,14 +64,14 @@ const char *api_http_header(const struct api_http_request *req,
                             const char *name);
 
 struct api_http_response {
-	int status;             /* 200 unless set */
-	struct mc_buf headers;  /* extra "Name: value\r\n" lines */
-	struct mc_buf body;     /* the handler appends here */
-	bool close;             /* close the connection after this one */
+	int status;            /* 200 unless set */
+	struct mc_buf headers; /* extra "Name: value\r\n" lines */
+	struct mc_buf body;    /* the handler appends here */
+	bool close;            /* close the connection after this one */
 };
 
-void api_http_response_header(struct api_http_response *resp,
-                              const char *name, const char *value);
+void api_http_response_header(struct api_http_response *resp, const char *name,
+                              const char *value);
 
 enum api_http_result {
 	API_HTTP_DONE,    /* resp is filled: send it now */
@@ -133,13 +134,35 @@ enum api_http_phase api_http_conn_phase(const struct api_http_conn *c);
 /* False while so much input waits that the transport should stop reading. */
 bool api_http_conn_wants_input(const struct api_http_conn *c);
 
+/* TLS over memory BIOs (tls.c): one context per edge, one conn per client. */
+struct api_tls;
+struct api_tls_conn;
+
+/* Loads a PEM certificate chain and key; 0, or -EINVAL (logged). */
+int api_tls_new(struct api_tls **out, const char *cert_file,
+                const char *key_file);
+void api_tls_free(struct api_tls *t);
+struct api_tls_conn *api_tls_conn_new(struct api_tls *t);
+void api_tls_conn_free(struct api_tls_conn *c);
+/* Takes ciphertext; appends what it decrypts to plain and what must go back
+ * (handshake) to out. 0, -ECONNRESET at close_notify, -EPROTO on error. */
+int api_tls_conn_recv(struct api_tls_conn *c, const void *data, size_t n,
+                      struct mc_buf *plain, struct mc_buf *out);
+/* Encrypts plaintext, appending the ciphertext to out. */
+int api_tls_conn_send(struct api_tls_conn *c, const void *data, size_t n,
+                      struct mc_buf *out);
+void api_tls_conn_close_notify(struct api_tls_conn *c, struct mc_buf *out);
+
 /* The TCP server (http.c). */
 struct api_http_server;
 
-struct api_http_server *api_http_server_new(uv_loop_t *loop,
-                                            const struct api_http_limits *lim,
-                                            const struct api_http_conn_ops *ops);
+struct api_http_server *
+api_http_server_new(uv_loop_t *loop, const struct api_http_limits *lim,
+                    const struct api_http_conn_ops *ops);
 /* Binds and listens; returns 0 or a negative libuv error. */
+/* Serves TLS on this server's connections (tls borrowed; set before
+ * listening, free after the server closed). */
+void api_http_server_set_tls(struct api_http_server *s, struct api_tls *tls);
 int api_http_server_listen(struct api_http_server *s,
                            const struct sockaddr *addr, int backlog);
 int api_http_server_port(const struct api_http_server *s);
@@ -252,8 +275,8 @@ void api_uri_encode(struct mc_buf *out, const char *s, size_t n);
 void api_sha256(uint8_t out[API_SHA256_BYTES], const void *p, size_t n);
 void api_hmac_sha256(uint8_t out[API_SHA256_BYTES], const void *key,
                      size_t key_len, const void *p, size_t n);
-void api_hmac_sha1(uint8_t out[API_SHA1_BYTES], const void *key,
-                   size_t key_len, const void *p, size_t n);
+void api_hmac_sha1(uint8_t out[API_SHA1_BYTES], const void *key, size_t key_len,
+                   const void *p, size_t n);
 
 /* ---- Signatures --------------------------------------------------------- */
 

@@ -32,8 +32,8 @@ void api_hmac_sha256(uint8_t out[API_SHA256_BYTES], const void *key,
 	hmac(EVP_sha256(), out, API_SHA256_BYTES, key, key_len, p, n);
 }
 
-void api_hmac_sha1(uint8_t out[API_SHA1_BYTES], const void *key,
-                   size_t key_len, const void *p, size_t n)
+void api_hmac_sha1(uint8_t out[API_SHA1_BYTES], const void *key, size_t key_len,
+                   const void *p, size_t n)
 {
 	hmac(EVP_sha1(), out, API_SHA1_BYTES, key, key_len, p, n);
 }

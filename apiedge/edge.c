@@ -23,14 +23,15 @@ struct api_edge {
 	struct api_cloud cloud;
 	struct api_http_server *http;
 	struct api_throttle *throttle;
+	struct api_tls *tls;
 	void (*done)(void *);
 	void *done_arg;
 };
 
 /* Sorted by name; each family of actions adds its rows here. */
 static const struct api_action actions[] = {
-	{"DescribeRegions", api_action_describe_regions},
-	{"GetCallerIdentity", api_action_get_caller_identity},
+    {"DescribeRegions", api_action_describe_regions},
+    {"GetCallerIdentity", api_action_get_caller_identity},
 };
 
 static int action_cmp(const void *key, const void *elem)
@@ -45,11 +46,11 @@ const struct api_action *api_action_find(const char *name)
 }
 
 static const char *const paths[] = {
-	"/",
-	"/services/compute",
-	"/services/compute/",
-	"/services/Eucalyptus",
-	"/services/Eucalyptus/",
+    "/",
+    "/services/compute",
+    "/services/compute/",
+    "/services/Eucalyptus",
+    "/services/Eucalyptus/",
 };
 
 static bool path_served(const char *path)
@@ -68,8 +69,8 @@ static void request_id_new(char out[37])
 	r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	char hex[33];
 	mc_hex_encode(hex, r, sizeof(r));
-	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
-	         hex + 12, hex + 16, hex + 20);
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+	         hex + 16, hex + 20);
 }
 
 static bool is_form(const char *content_type)
@@ -102,8 +103,8 @@ static int gather_params(const struct api_http_request *req,
 }
 
 static int authenticate(struct api_edge *e, const struct api_http_request *req,
-                        const struct api_params *params,
-                        struct api_auth *auth, struct api_error *err)
+                        const struct api_params *params, struct api_auth *auth,
+                        struct api_error *err)
 {
 	time_t now = time(NULL);
 	int rc;
@@ -120,9 +121,8 @@ static int authenticate(struct api_edge *e, const struct api_http_request *req,
 	}
 	if (rc < 0)
 		return rc;
-	if (e->throttle &&
-	    !api_throttle_take(e->throttle, auth->access_key_id,
-	                       uv_now(e->loop)))
+	if (e->throttle && !api_throttle_take(e->throttle, auth->access_key_id,
+	                                      uv_now(e->loop)))
 		return api_error_set(err, "RequestLimitExceeded",
 		                     "Request limit exceeded.");
 	return 0;
@@ -187,8 +187,7 @@ static enum api_http_result edge_handle(void *arg,
 		              call.request_id);
 		resp->status = call.err.status;
 		mc_debug("apiedge", "%s %s from %s: %s: %s", req->method,
-		         req->path, req->peer, call.err.code,
-		         call.err.message);
+		         req->path, req->peer, call.err.code, call.err.message);
 	} else {
 		resp->status = 200;
 	}
@@ -203,11 +202,21 @@ static void edge_error_body(void *arg, struct api_http_response *resp)
 	(void)arg;
 	const char *code;
 	switch (resp->status) {
-	case 408: code = "RequestTimeout"; break;
-	case 413: code = "RequestEntityTooLarge"; break;
-	case 431: code = "RequestHeaderSectionTooLarge"; break;
-	case 505: code = "UnsupportedProtocol"; break;
-	default: code = "InvalidRequest"; break;
+	case 408:
+		code = "RequestTimeout";
+		break;
+	case 413:
+		code = "RequestEntityTooLarge";
+		break;
+	case 431:
+		code = "RequestHeaderSectionTooLarge";
+		break;
+	case 505:
+		code = "UnsupportedProtocol";
+		break;
+	default:
+		code = "InvalidRequest";
+		break;
 	}
 	char id[37];
 	request_id_new(id);
@@ -220,11 +229,10 @@ static void config_copy(struct api_edge_config *dst,
                         const struct api_edge_config *src)
 {
 	*dst = *src;
-	dst->region = xstrdup(src->region && *src->region ? src->region
-	                                                  : "mallee");
-	dst->endpoint = xstrdup(src->endpoint && *src->endpoint
-	                            ? src->endpoint
-	                            : "localhost");
+	dst->region =
+	    xstrdup(src->region && *src->region ? src->region : "mallee");
+	dst->endpoint = xstrdup(src->endpoint && *src->endpoint ? src->endpoint
+	                                                        : "localhost");
 }
 
 int api_edge_start(struct api_edge **out, uv_loop_t *loop,
@@ -237,8 +245,8 @@ int api_edge_start(struct api_edge **out, uv_loop_t *loop,
 	config_copy(&e->cfg, cfg);
 	e->cloud = *cloud;
 	if (cfg->throttle_rate > 0)
-		e->throttle = api_throttle_new(cfg->throttle_rate,
-		                               cfg->throttle_burst);
+		e->throttle =
+		    api_throttle_new(cfg->throttle_rate, cfg->throttle_burst);
 
 	struct api_http_limits lim;
 	api_http_limits_default(&lim);
@@ -256,7 +264,14 @@ int api_edge_start(struct api_edge **out, uv_loop_t *loop,
 	    .arg = e,
 	};
 	e->http = api_http_server_new(loop, &lim, &ops);
-	int rc = api_http_server_listen(e->http, addr, 1024);
+	int rc = 0;
+	if (cfg->tls_cert_file && cfg->tls_key_file) {
+		rc =
+		    api_tls_new(&e->tls, cfg->tls_cert_file, cfg->tls_key_file);
+		api_http_server_set_tls(e->http, e->tls);
+	}
+	if (rc == 0)
+		rc = api_http_server_listen(e->http, addr, 1024);
 	if (rc < 0) {
 		/* The server frees itself from the loop; the edge waits. */
 		api_edge_stop(e, NULL, NULL);
@@ -282,6 +297,7 @@ static void on_http_closed(void *arg)
 	void (*done)(void *) = e->done;
 	void *done_arg = e->done_arg;
 	api_throttle_free(e->throttle);
+	api_tls_free(e->tls);
 	free((char *)e->cfg.region);
 	free((char *)e->cfg.endpoint);
 	free(e);

@@ -27,6 +27,7 @@ struct http_client {
 	uv_shutdown_t shutdown;
 	struct api_http_server *srv;
 	struct api_http_conn *conn;
+	struct api_tls_conn *tls; /* NULL on plain HTTP */
 	struct http_client *prev, *next;
 	enum api_http_phase timed_phase; /* what the timer is set for */
 	int handles;                     /* open uv handles */
@@ -45,6 +46,7 @@ struct api_http_server {
 	uv_tcp_t listener;
 	struct api_http_limits lim;
 	struct api_http_conn_ops ops;
+	struct api_tls *tls;
 	struct http_client *clients;
 	size_t n_clients;
 	size_t rejecting; /* refused connections still closing */
@@ -95,6 +97,8 @@ static void client_close(struct http_client *cl)
 	 * never calls send again. */
 	api_http_conn_free(cl->conn);
 	cl->conn = NULL;
+	api_tls_conn_free(cl->tls);
+	cl->tls = NULL;
 	uv_close((uv_handle_t *)&cl->timer, on_client_handle_closed);
 	uv_close((uv_handle_t *)&cl->tcp, on_client_handle_closed);
 }
@@ -128,10 +132,9 @@ static void on_timer(uv_timer_t *t)
 	client_update(cl);
 }
 
-/* ops.send: takes the bytes of out into a write. */
-static void client_send(void *owner, struct mc_buf *out)
+/* Writes the bytes of out (taking its buffer) to the socket. */
+static void raw_write(struct http_client *cl, struct mc_buf *out)
 {
-	struct http_client *cl = owner;
 	if (cl->closing || cl->broken || out->len == 0)
 		return;
 	struct http_write *w = xmalloc(sizeof(*w));
@@ -149,8 +152,24 @@ static void client_send(void *owner, struct mc_buf *out)
 		uv_timer_start(&cl->timer, on_timer, 0, 0);
 		return;
 	}
-	if (cl->tcp.write_queue_size > WRITE_HIGH_WATER)
+	if (cl->conn && cl->tcp.write_queue_size > WRITE_HIGH_WATER)
 		api_http_conn_set_blocked(cl->conn, true);
+}
+
+/* ops.send: the conn's responses, encrypted first under TLS. */
+static void client_send(void *owner, struct mc_buf *out)
+{
+	struct http_client *cl = owner;
+	if (!cl->tls) {
+		raw_write(cl, out);
+		return;
+	}
+	struct mc_buf enc;
+	mc_buf_init(&enc);
+	api_tls_conn_send(cl->tls, out->data, out->len, &enc);
+	mc_buf_reset(out);
+	raw_write(cl, &enc);
+	mc_buf_free(&enc);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -200,6 +219,13 @@ static void client_update(struct http_client *cl)
 			return; /* on_write comes back here */
 		/* Half-close, then drain whatever the client still sends so
 		 * that our last response is not lost to a reset. */
+		if (cl->tls) {
+			struct mc_buf enc;
+			mc_buf_init(&enc);
+			api_tls_conn_close_notify(cl->tls, &enc);
+			raw_write(cl, &enc);
+			mc_buf_free(&enc);
+		}
 		cl->shut = true;
 		if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->tcp,
 		                on_shutdown) < 0) {
@@ -263,7 +289,27 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0 || cl->shut)
 		return; /* lingering: discard */
-	api_http_conn_feed(cl->conn, buf->base, (size_t)nread);
+	if (!cl->tls) {
+		api_http_conn_feed(cl->conn, buf->base, (size_t)nread);
+		client_update(cl);
+		return;
+	}
+	struct mc_buf plain, enc;
+	mc_buf_init(&plain);
+	mc_buf_init(&enc);
+	int rc =
+	    api_tls_conn_recv(cl->tls, buf->base, (size_t)nread, &plain, &enc);
+	raw_write(cl, &enc);
+	if (plain.len)
+		api_http_conn_feed(cl->conn, plain.data, plain.len);
+	mc_buf_free(&plain);
+	mc_buf_free(&enc);
+	if (rc < 0 && !cl->closing) {
+		/* A TLS error or close_notify: nothing more can be read. */
+		cl->eof = true;
+		uv_read_stop(stream);
+		cl->reading = false;
+	}
 	client_update(cl);
 }
 
@@ -329,6 +375,8 @@ static void on_connection(uv_stream_t *listener, int status)
 	ops.send = client_send;
 	ops.owner = cl;
 	cl->conn = api_http_conn_new(&s->lim, &ops, peer);
+	if (s->tls)
+		cl->tls = api_tls_conn_new(s->tls);
 	cl->timed_phase = API_HTTP_CLOSING; /* nothing armed yet */
 	client_update(cl);
 }
@@ -347,6 +395,11 @@ struct api_http_server *api_http_server_new(uv_loop_t *loop,
 	return s;
 }
 
+void api_http_server_set_tls(struct api_http_server *s, struct api_tls *tls)
+{
+	s->tls = tls;
+}
+
 int api_http_server_listen(struct api_http_server *s,
                            const struct sockaddr *addr, int backlog)
 {
@@ -363,9 +416,8 @@ int api_http_server_port(const struct api_http_server *s)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
-	if (!s->listening || uv_tcp_getsockname(&s->listener,
-	                                        (struct sockaddr *)&ss,
-	                                        &len) != 0)
+	if (!s->listening ||
+	    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) != 0)
 		return -1;
 	if (ss.ss_family == AF_INET)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port);

@@ -69,13 +69,13 @@ static int on_body(http_parser *p, const char *at, size_t n);
 static int on_message_complete(http_parser *p);
 
 static const http_parser_settings settings = {
-	.on_message_begin = on_message_begin,
-	.on_url = on_url,
-	.on_header_field = on_header_field,
-	.on_header_value = on_header_value,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
 
 void api_http_limits_default(struct api_http_limits *lim)
@@ -91,22 +91,38 @@ void api_http_limits_default(struct api_http_limits *lim)
 const char *api_http_reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 412: return "Precondition Failed";
-	case 413: return "Payload Too Large";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return status < 500 ? "Bad Request" : "Internal Server Error";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 412:
+		return "Precondition Failed";
+	case 413:
+		return "Payload Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return status < 500 ? "Bad Request" : "Internal Server Error";
 	}
 }
 
@@ -119,8 +135,8 @@ const char *api_http_header(const struct api_http_request *req,
 	return NULL;
 }
 
-void api_http_response_header(struct api_http_response *resp,
-                              const char *name, const char *value)
+void api_http_response_header(struct api_http_response *resp, const char *name,
+                              const char *value)
 {
 	mc_buf_printf(&resp->headers, "%s: %s\r\n", name, value);
 }
@@ -503,14 +519,13 @@ void api_http_respond(struct api_http_response *resp)
 static void dispatch(struct api_http_conn *c)
 {
 	request_build(c);
-	c->keep_alive = http_should_keep_alive(&c->parser) &&
-	                !c->parser.upgrade;
+	c->keep_alive =
+	    http_should_keep_alive(&c->parser) && !c->parser.upgrade;
 	c->is_head = c->parser.method == HTTP_HEAD;
 	response_reset(&c->resp);
 	c->pending = true;
 	c->in_handler = true;
-	enum api_http_result res =
-	    c->ops.handle(c->ops.arg, &c->req, &c->resp);
+	enum api_http_result res = c->ops.handle(c->ops.arg, &c->req, &c->resp);
 	c->in_handler = false;
 	if (res == API_HTTP_DONE || c->answered_inside)
 		exchange_finish(c);
@@ -538,9 +553,8 @@ static int status_of(const struct api_http_conn *c, enum http_errno e)
 static void conn_run(struct api_http_conn *c)
 {
 	while (!c->closing && !c->pending && !c->blocked && c->in.len) {
-		size_t used = http_parser_execute(&c->parser, &settings,
-		                                  (const char *)c->in.data,
-		                                  c->in.len);
+		size_t used = http_parser_execute(
+		    &c->parser, &settings, (const char *)c->in.data, c->in.len);
 		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 		if (e == HPE_PAUSED) {
 			http_parser_pause(&c->parser, 0);

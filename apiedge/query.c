@@ -88,8 +88,7 @@ int api_params_parse(struct api_params *p, const char *s, size_t n)
 				return -E2BIG;
 			size_t name_len, value_len = 0;
 			char *name = form_decode(pair, nlen, &name_len);
-			char *value = eq ? form_decode(eq + 1,
-			                               plen - nlen - 1,
+			char *value = eq ? form_decode(eq + 1, plen - nlen - 1,
 			                               &value_len)
 			                 : xstrdup("");
 			if (!name || !value) {
@@ -285,9 +284,9 @@ int api_filters_parse(const struct api_params *p, struct api_filters *out,
 			                     "The filter 'null' is invalid");
 		}
 		f->values = xcalloc(API_FILTER_VALUES_MAX, sizeof(char *));
-		f->n_values = api_params_member_list(p, "Filter", idx[i],
-		                                     "Value", f->values,
-		                                     API_FILTER_VALUES_MAX);
+		f->n_values =
+		    api_params_member_list(p, "Filter", idx[i], "Value",
+		                           f->values, API_FILTER_VALUES_MAX);
 		if (f->n_values > API_FILTER_VALUES_MAX) {
 			api_filters_free(out);
 			return api_error_set(err, "InvalidParameterValue",

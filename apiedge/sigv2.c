@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AUTH_FAILED "AWS was not able to validate the provided access credentials"
+#define AUTH_FAILED                                                            \
+	"AWS was not able to validate the provided access credentials"
 
 struct v2pair {
 	const char *name, *value;

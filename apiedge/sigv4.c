@@ -19,9 +19,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define ALGORITHM "AWS4-HMAC-SHA256"
+#define ALGORITHM           "AWS4-HMAC-SHA256"
 #define PRESIGN_MAX_EXPIRES (7 * 24 * 3600)
-#define AUTH_FAILED "AWS was not able to validate the provided access credentials"
+#define AUTH_FAILED                                                            \
+	"AWS was not able to validate the provided access credentials"
 
 static bool all_digits(const char *s, size_t n)
 {
@@ -60,8 +61,8 @@ int api_parse_amz_date(const char *s, time_t *out)
 	if (strlen(s) != 16 || !all_digits(s, 8) || s[8] != 'T' ||
 	    !all_digits(s + 9, 6) || s[15] != 'Z')
 		return -EINVAL;
-	return make_time(num(s, 4), num(s + 4, 2), num(s + 6, 2),
-	                 num(s + 9, 2), num(s + 11, 2), num(s + 13, 2), out);
+	return make_time(num(s, 4), num(s + 4, 2), num(s + 6, 2), num(s + 9, 2),
+	                 num(s + 11, 2), num(s + 13, 2), out);
 }
 
 int api_parse_iso8601(const char *s, time_t *out)
@@ -258,7 +259,8 @@ static void canonical_headers(struct mc_buf *out,
 	while (*s) {
 		size_t len = strcspn(s, ";");
 		for (size_t i = 0; i < len; i++)
-			mc_buf_put_u8(out, (uint8_t)tolower((unsigned char)s[i]));
+			mc_buf_put_u8(out,
+			              (uint8_t)tolower((unsigned char)s[i]));
 		mc_buf_put_u8(out, ':');
 		bool first = true;
 		for (size_t i = 0; i < req->n_headers; i++) {
@@ -422,8 +424,8 @@ static int parse_query(const struct api_http_request *req,
 		                   "The query string is malformed.");
 	}
 	api_params_free(&q);
-	if (rc == 0 && (!p->credential || !p->signed_headers ||
-	                !p->signature || !p->date))
+	if (rc == 0 &&
+	    (!p->credential || !p->signed_headers || !p->signature || !p->date))
 		rc = api_error_set(err, "IncompleteSignature",
 		                   "The request signature does not conform to "
 		                   "AWS standards.");
@@ -540,9 +542,10 @@ int api_sigv4_verify(const struct api_http_request *req,
 	if (rc == 0 && !p.presigned) {
 		const char *d = api_http_header(req, "X-Amz-Date");
 		if (!d)
-			rc = api_error_set(err, "IncompleteSignature",
-			                   "Authorization header requires "
-			                   "existence of a 'X-Amz-Date' header.");
+			rc = api_error_set(
+			    err, "IncompleteSignature",
+			    "Authorization header requires "
+			    "existence of a 'X-Amz-Date' header.");
 		else
 			p.date = xstrdup(d);
 	}
@@ -556,9 +559,9 @@ int api_sigv4_verify(const struct api_http_request *req,
 		goto out;
 
 	memset(auth, 0, sizeof(*auth));
-	int lk = cloud->lookup_key ? cloud->lookup_key(cloud->arg, p.key_id,
-	                                               &auth->key)
-	                           : -ENOSYS;
+	int lk = cloud->lookup_key
+	             ? cloud->lookup_key(cloud->arg, p.key_id, &auth->key)
+	             : -ENOSYS;
 	if (lk == -ENOENT) {
 		rc = api_error_set(err, "AuthFailure", AUTH_FAILED);
 		goto out;

@@ -55,8 +55,7 @@ static size_t hash(const char *s)
 	return h % BUCKETS;
 }
 
-bool api_throttle_take(struct api_throttle *t, const char *key,
-                       uint64_t now_ms)
+bool api_throttle_take(struct api_throttle *t, const char *key, uint64_t now_ms)
 {
 	if (t->rate <= 0)
 		return true;

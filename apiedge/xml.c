@@ -56,16 +56,38 @@ void api_xml_escape(struct mc_buf *b, const char *str, size_t n)
 	while (i < n) {
 		unsigned char c = s[i];
 		switch (c) {
-		case '&': mc_buf_append_str(b, "&amp;"); i++; continue;
-		case '<': mc_buf_append_str(b, "&lt;"); i++; continue;
-		case '>': mc_buf_append_str(b, "&gt;"); i++; continue;
-		case '"': mc_buf_append_str(b, "&quot;"); i++; continue;
-		case '\'': mc_buf_append_str(b, "&apos;"); i++; continue;
+		case '&':
+			mc_buf_append_str(b, "&amp;");
+			i++;
+			continue;
+		case '<':
+			mc_buf_append_str(b, "&lt;");
+			i++;
+			continue;
+		case '>':
+			mc_buf_append_str(b, "&gt;");
+			i++;
+			continue;
+		case '"':
+			mc_buf_append_str(b, "&quot;");
+			i++;
+			continue;
+		case '\'':
+			mc_buf_append_str(b, "&apos;");
+			i++;
+			continue;
 		/* Kept through parsers' line-end normalisation. */
-		case '\r': mc_buf_append_str(b, "&#13;"); i++; continue;
+		case '\r':
+			mc_buf_append_str(b, "&#13;");
+			i++;
+			continue;
 		case '\t':
-		case '\n': mc_buf_put_u8(b, c); i++; continue;
-		default: break;
+		case '\n':
+			mc_buf_put_u8(b, c);
+			i++;
+			continue;
+		default:
+			break;
 		}
 		if (c < 0x20 || c == 0x7f) {
 			/* 0x7f is legal XML but invisible trouble: replace. */
@@ -121,7 +143,8 @@ void api_xml_elem_bool(struct mc_buf *b, const char *tag, bool v)
 	api_xml_elem(b, tag, v ? "true" : "false");
 }
 
-static const char declaration[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+static const char declaration[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 void api_xml_response_begin(struct mc_buf *b, const char *action,
                             const char *version, const char *request_id)

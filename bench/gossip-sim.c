@@ -10,14 +10,13 @@
  * which live nodes were ever declared dead (false positives), and the bytes
  * each node sends per second.
  */
-#include "gossip.h"
+#include "gossip-sim.h"
 
 #include "crypto.h"
 #include "log.h"
 #include "mem.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -25,98 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define NEVER UINT64_MAX
-#define US    1000ULL
-
-enum ev_kind {
-	EV_TIMER,
-	EV_PACKET,
-	EV_KILL,
-	EV_RESTART,
-	EV_INJECT,
-	EV_SAMPLE,
-};
-
-struct ev {
-	uint64_t t_us;
-	uint64_t seq;
-	uint32_t kind;
-	uint32_t node;
-	uint32_t src;
-	uint32_t len;
-	uint8_t *pkt;
-};
-
-struct sim;
-
-struct node {
-	struct sim *sim;
-	uint32_t idx;
-	struct gossip *g;
-	struct gossip_node info;
-	bool up;
-	bool killed; /* crashed at the kill time */
-	uint64_t wake_us;
-	uint64_t knows_us; /* when it learnt the injected broadcast */
-	uint64_t down_us;
-	uint64_t bytes_out;
-};
-
-/* Detection of one crashed node. */
-struct victim {
-	uint32_t idx;
-	uint32_t observers;
-	uint64_t first_us;
-	uint64_t all_us;
-	uint8_t *seen; /* bitmap of observers */
-};
-
-struct opts {
-	uint32_t nodes;
-	uint64_t seed;
-	double loss;
-	double latency_ms;
-	bool lognormal;
-	double duration_s;
-	uint32_t kill;
-	double kill_at_s;
-	double restart_after_s;
-	bool event;
-	double event_at_s;
-	double part_start_s, part_end_s, part_frac;
-	int seal; /* -1: by size */
-	bool json;
-	double step_ms;
-	double warmup_s;
-};
-
-struct sim {
-	struct opts o;
-	struct node *nodes;
-	struct ev *heap;
-	size_t nheap, cap_heap;
-	uint64_t seq;
-	uint64_t now_us;
-	uint64_t rng[4];
-	struct gossip_intern *intern;
-	uint8_t key[32];
-
-	struct victim *victims;
-	uint32_t nvictims;
-	uint32_t live_at_kill;
-	uint64_t inject_us;
-	uint64_t fp_declarations;
-	uint8_t *fp_node;
-	uint64_t packets, delivered, lost;
-	uint64_t bytes_total;
-	uint64_t bytes_window_start, bytes_window_end;
-	uint64_t window_start_us, window_end_us;
-	uint64_t rejoin_first_us, rejoin_all_us;
-	uint64_t rejoin_seen;
-};
-
-/* PRNG for the network: xoshiro256**. */
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -334,7 +241,7 @@ static bool cb_user(void *ctx, const char *key, const uint8_t *body, size_t len)
 	return true;
 }
 
-static bool sealing(const struct sim *s)
+bool sim_sealing(const struct sim *s)
 {
 	return s->o.seal < 0 ? s->o.nodes <= 1000 : s->o.seal;
 }
@@ -357,7 +264,7 @@ static void node_start(struct sim *s, struct node *n, uint32_t inc)
 		fprintf(stderr, "gossip-sim: gossip_new failed\n");
 		exit(1);
 	}
-	if (sealing(s))
+	if (sim_sealing(s))
 		gossip_keyring_add(n->g, s->key);
 	n->up = true;
 	n->wake_us = NEVER;
@@ -396,13 +303,16 @@ static void setup(struct sim *s)
 		memset(n->info.box_pk, (int)(~i & 0xff), 32);
 		node_start(s, n, 0);
 	}
-	/* Steady state from the start: everyone knows everyone. */
+	/* Steady state from the start: everyone knows everyone. The
+	 * interned infos are shared, so N^2 entries cost 40 bytes each. */
+	const struct gossip_node **local = xcalloc(s->o.nodes, sizeof(*local));
+	for (uint32_t j = 0; j < s->o.nodes; j++)
+		local[j] = gossip_local_node(s->nodes[j].g);
 	for (uint32_t i = 0; i < s->o.nodes; i++)
 		for (uint32_t j = 0; j < s->o.nodes; j++)
 			if (i != j)
-				gossip_seed(s->nodes[i].g,
-				            gossip_local_node(s->nodes[j].g), 0,
-				            0);
+				gossip_seed(s->nodes[i].g, local[j], 0, 0);
+	free(local);
 	for (uint32_t i = 0; i < s->o.nodes; i++)
 		schedule(s, &s->nodes[i]);
 }
@@ -532,185 +442,6 @@ static void run(struct sim *s)
 	}
 	while (s->nheap)
 		free(pop(s).pkt);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double ms_or_neg(uint64_t t_us, uint64_t base_us)
-{
-	return t_us == NEVER ? -1.0 : (double)(t_us - base_us) / 1000.0;
-}
-
-static void report(struct sim *s, double wall_s)
-{
-	static const double qs[] = {0.5, 0.9, 0.99, 0.999, 0.9999, 1.0};
-	enum { NQ = sizeof(qs) / sizeof(qs[0]) };
-	uint32_t live = 0, knows = 0;
-	uint64_t *times = xcalloc(s->o.nodes, sizeof(*times));
-	double q_ms[NQ];
-	struct mc_buf curve;
-
-	for (uint32_t i = 0; i < s->o.nodes; i++) {
-		if (!s->nodes[i].up)
-			continue;
-		times[live++] = s->nodes[i].knows_us;
-		knows += s->nodes[i].knows_us != NEVER;
-	}
-	qsort(times, live, sizeof(*times), cmp_u64);
-	for (int q = 0; q < NQ; q++) {
-		uint32_t need = (uint32_t)ceil(qs[q] * live);
-		if (need == 0)
-			need = 1;
-		q_ms[q] = s->o.event && live
-		              ? ms_or_neg(times[need - 1], s->inject_us)
-		              : -1;
-	}
-	mc_buf_init(&curve);
-	if (s->o.event) {
-		uint64_t step = (uint64_t)(s->o.step_ms * 1000);
-		uint32_t j = 0;
-		for (uint64_t t = s->inject_us;; t += step) {
-			while (j < live && times[j] <= t)
-				j++;
-			mc_buf_printf(&curve, "%s[%.0f,%.5f]",
-			              curve.len ? "," : "",
-			              (double)(t - s->inject_us) / 1000.0,
-			              live ? (double)j / live : 0);
-			if (j == live || t > s->now_us)
-				break;
-		}
-	}
-
-	/* Detection over the victims: median and worst of first/all. */
-	uint64_t first_min = NEVER, all_max = 0;
-	uint32_t all_done = 0;
-	uint64_t *alls = xcalloc(s->nvictims + 1, sizeof(*alls));
-	for (uint32_t i = 0; i < s->nvictims; i++) {
-		struct victim *v = &s->victims[i];
-		if (v->first_us < first_min)
-			first_min = v->first_us;
-		if (v->all_us != NEVER) {
-			alls[all_done++] = v->all_us;
-			if (v->all_us > all_max)
-				all_max = v->all_us;
-		}
-	}
-	qsort(alls, all_done, sizeof(*alls), cmp_u64);
-	uint64_t kill_us = (uint64_t)(s->o.kill_at_s * 1e6);
-	double det_first = s->nvictims ? ms_or_neg(first_min, kill_us) : -1;
-	double det_all_med =
-	    all_done ? ms_or_neg(alls[all_done / 2], kill_us) : -1;
-	double det_all_max = all_done == s->nvictims && all_done
-	                         ? ms_or_neg(all_max, kill_us)
-	                         : -1;
-	uint32_t fp_nodes = 0;
-	for (uint32_t i = 0; i < s->o.nodes; i++)
-		fp_nodes += s->fp_node[i];
-	double win_s = (double)(s->window_end_us - s->window_start_us) / 1e6;
-	double bps_steady =
-	    win_s > 0 ? (double)(s->bytes_window_end - s->bytes_window_start) /
-	                    s->o.nodes / win_s
-	              : 0;
-	double bps_all =
-	    (double)s->bytes_total / s->o.nodes / ((double)s->now_us / 1e6);
-	uint64_t suspicions = 0, refuted = 0;
-	for (uint32_t i = 0; i < s->o.nodes; i++) {
-		if (!s->nodes[i].g)
-			continue;
-		const struct gossip_counters *c =
-		    gossip_counters(s->nodes[i].g);
-		suspicions += c->suspicions;
-		refuted += c->refuted;
-	}
-	double rejoin =
-	    s->nvictims && s->o.restart_after_s > 0
-	        ? ms_or_neg(s->rejoin_all_us,
-	                    kill_us + (uint64_t)(s->o.restart_after_s * 1e6))
-	        : -1;
-
-	if (s->o.json) {
-		printf(
-		    "{\"nodes\":%u,\"seed\":%" PRIu64 ",\"loss\":%g,"
-		    "\"latency_ms\":%g,\"latency_dist\":\"%s\","
-		    "\"duration_s\":%g,\"sealed\":%s,\"live\":%u,"
-		    "\"event\":{\"knows\":%u,\"q50_ms\":%.1f,\"q90_ms\":%.1f,"
-		    "\"q99_ms\":%.1f,\"q999_ms\":%.1f,\"q9999_ms\":%.1f,"
-		    "\"q100_ms\":%.1f,\"curve\":[%.*s]},"
-		    "\"kill\":{\"killed\":%u,\"first_ms\":%.1f,"
-		    "\"all_median_ms\":%.1f,\"all_max_ms\":%.1f,"
-		    "\"rejoin_all_ms\":%.1f},"
-		    "\"false_positive_nodes\":%u,"
-		    "\"false_positive_declarations\":%" PRIu64 ","
-		    "\"suspicions\":%" PRIu64 ",\"refuted\":%" PRIu64 ","
-		    "\"bytes_per_node_s\":%.1f,"
-		    "\"bytes_per_node_s_steady\":%.1f,"
-		    "\"packets\":%" PRIu64 ",\"lost\":%" PRIu64 "}\n",
-		    s->o.nodes, s->o.seed, s->o.loss, s->o.latency_ms,
-		    s->o.lognormal ? "lognormal" : "uniform", s->o.duration_s,
-		    sealing(s) ? "true" : "false", live, knows, q_ms[0],
-		    q_ms[1], q_ms[2], q_ms[3], q_ms[4], q_ms[5], (int)curve.len,
-		    curve.len ? (char *)curve.data : "", s->nvictims, det_first,
-		    det_all_med, det_all_max, rejoin, fp_nodes,
-		    s->fp_declarations, suspicions, refuted, bps_all,
-		    bps_steady, s->packets, s->lost);
-	} else {
-		printf("gossip-sim: %u nodes, seed %" PRIu64
-		       ", loss %g, latency %g ms %s, %g s simulated%s\n",
-		       s->o.nodes, s->o.seed, s->o.loss, s->o.latency_ms,
-		       s->o.lognormal ? "lognormal" : "uniform",
-		       s->o.duration_s, sealing(s) ? ", sealed" : "");
-		printf("%-34s %12s\n", "metric", "value");
-		if (s->o.event) {
-			printf("%-34s %9u/%u\n", "live nodes that learnt event",
-			       knows, live);
-			static const char *names[] = {
-			    "50%", "90%", "99%", "99.9%", "99.99%", "100%"};
-			for (int q = 0; q < NQ; q++) {
-				char label[64];
-				snprintf(label, sizeof(label),
-				         "event reached %s of live (ms)",
-				         names[q]);
-				printf("%-34s %12.1f\n", label, q_ms[q]);
-			}
-		}
-		if (s->nvictims) {
-			printf("%-34s %12u\n", "nodes killed", s->nvictims);
-			printf("%-34s %12.1f\n", "first declared dead (ms)",
-			       det_first);
-			printf("%-34s %12.1f\n", "dead everywhere, median (ms)",
-			       det_all_med);
-			printf("%-34s %12.1f\n", "dead everywhere, worst (ms)",
-			       det_all_max);
-			if (s->o.restart_after_s > 0)
-				printf("%-34s %12.1f\n",
-				       "restarted alive everywhere (ms)",
-				       rejoin);
-		}
-		printf("%-34s %12u\n", "false positives (live nodes)",
-		       fp_nodes);
-		printf("%-34s %12" PRIu64 "\n", "suspicions raised",
-		       suspicions);
-		printf("%-34s %12" PRIu64 "\n", "refutations", refuted);
-		printf("%-34s %12.1f\n", "bytes/node/s (whole run)", bps_all);
-		printf("%-34s %12.1f\n", "bytes/node/s (steady window)",
-		       bps_steady);
-		printf("%-34s %12" PRIu64 "\n", "packets sent", s->packets);
-		printf("%-34s %12" PRIu64 "\n", "packets lost", s->lost);
-		if (s->o.event && curve.len) {
-			printf("convergence (ms, fraction): %.*s\n",
-			       (int)curve.len, (char *)curve.data);
-		}
-	}
-	/* Not in the output proper, which must repeat exactly. */
-	fflush(stdout);
-	fprintf(stderr, "wall time %.2f s\n", wall_s);
-	mc_buf_free(&curve);
-	free(times);
-	free(alls);
 }
 
 static void usage(void)
@@ -859,8 +590,8 @@ int main(int argc, char **argv)
 	setup(&s);
 	run(&s);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	report(&s, (double)(t1.tv_sec - t0.tv_sec) +
-	               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	sim_report(&s, (double)(t1.tv_sec - t0.tv_sec) +
+	                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 
 	for (uint32_t i = 0; i < s.o.nodes; i++)
 		gossip_free(s.nodes[i].g);

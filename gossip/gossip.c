@@ -140,7 +140,7 @@ static bool config_valid(const struct gossip_config *c)
 	       c->suspicion_mult > 0 && c->suspicion_max_mult > 0 &&
 	       c->retransmit_mult > 0 && c->awareness_max > 0 &&
 	       c->packet_max >= 512 && c->packet_max <= GOSSIP_PACKET_MAX &&
-	       c->cb.send;
+	       c->members_hint <= (1u << 24) && c->cb.send;
 }
 
 struct gossip *gossip_new(const struct gossip_config *c, uint64_t now_ms)

@@ -341,8 +341,10 @@ void gossip_on_alive(struct gossip *g, const struct gossip_msg *m,
 		e = gossip_entry_add(g, m->node);
 		e->info = gossip_intern_get(g->intern, &m->info);
 		e->incarnation = m->incarnation;
-		e->state = GOSSIP_DEAD; /* so the transition logs */
-		gossip_set_state(g, e, GOSSIP_ALIVE, now_ms);
+		e->state = GOSSIP_ALIVE;
+		e->state_change_ms = now_ms;
+		mc_debug("gossip", "%s: member %s joined inc %u",
+		         g->cfg.local.id, m->info.id, m->incarnation);
 		gossip_queue_alive(g, e);
 		gossip_emit(g, GOSSIP_EV_JOINED, e);
 		return;

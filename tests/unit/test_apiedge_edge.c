@@ -99,9 +99,8 @@ static int sigv4_call(const char *method, const char *path, const char *query,
 	gmtime_r(&when, &tm);
 	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
 	const char *ctype = "application/x-www-form-urlencoded; charset=utf-8";
-	struct api_http_header h[3] = {{"Content-Type", ctype},
-	                               {"Host", host},
-	                               {"X-Amz-Date", date}};
+	struct api_http_header h[3] = {
+	    {"Content-Type", ctype}, {"Host", host}, {"X-Amz-Date", date}};
 	struct api_http_request req = {.method = method,
 	                               .path = path,
 	                               .query = query,
@@ -141,13 +140,16 @@ static int sigv4_call(const char *method, const char *path, const char *query,
 static void test_describe_regions(void)
 {
 	char body[8192];
-	int st = sigv4_call("POST", "/", "", "Action=DescribeRegions&Version="
-	                    "2016-11-15",
-	                    "127.0.0.1", SECRET, time(NULL), body, sizeof(body));
+	int st =
+	    sigv4_call("POST", "/", "",
+	               "Action=DescribeRegions&Version="
+	               "2016-11-15",
+	               "127.0.0.1", SECRET, time(NULL), body, sizeof(body));
 	CHECK_EQ_U64(st, 200);
-	CHECK(strncmp(body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	                    "<DescribeRegionsResponse xmlns=\"http://"
-	                    "ec2.amazonaws.com/doc/2016-11-15/\"><requestId>",
+	CHECK(strncmp(body,
+	              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	              "<DescribeRegionsResponse xmlns=\"http://"
+	              "ec2.amazonaws.com/doc/2016-11-15/\"><requestId>",
 	              118) == 0);
 	CHECK(strstr(body, "<regionInfo><item><regionName>us-test-1"
 	                   "</regionName><regionEndpoint>127.0.0.1:8773"
@@ -165,16 +167,16 @@ static void test_describe_regions(void)
 	CHECK_EQ_U64(st, 200);
 	CHECK(strstr(body, "doc/2009-04-04/") != NULL);
 	CHECK(strstr(body, "<regionName>us-test-1</regionName>") != NULL);
-	st = sigv4_call("GET", "/services/Eucalyptus",
-	                "Action=DescribeRegions&Filter.1.Name=region-name&"
-	                "Filter.1.Value=eu-%2A",
-	                "", "localhost", SECRET, time(NULL), body,
-	                sizeof(body));
+	st =
+	    sigv4_call("GET", "/services/Eucalyptus",
+	               "Action=DescribeRegions&Filter.1.Name=region-name&"
+	               "Filter.1.Value=eu-%2A",
+	               "", "localhost", SECRET, time(NULL), body, sizeof(body));
 	CHECK_EQ_U64(st, 200);
 	CHECK(strstr(body, "<regionInfo></regionInfo>") != NULL);
-	st = sigv4_call("GET", "/", "Action=DescribeRegions&Filter.1.Name=bad",
-	                "", "localhost", SECRET, time(NULL), body,
-	                sizeof(body));
+	st =
+	    sigv4_call("GET", "/", "Action=DescribeRegions&Filter.1.Name=bad",
+	               "", "localhost", SECRET, time(NULL), body, sizeof(body));
 	CHECK_EQ_U64(st, 400);
 	CHECK(strstr(body, "<Code>InvalidParameterValue</Code>") != NULL);
 }
@@ -182,27 +184,31 @@ static void test_describe_regions(void)
 static void test_caller_identity(void)
 {
 	char body[8192];
-	int st = sigv4_call("POST", "/", "", "Action=GetCallerIdentity&"
-	                    "Version=2011-06-15",
-	                    "127.0.0.1", SECRET, time(NULL), body, sizeof(body));
+	int st =
+	    sigv4_call("POST", "/", "",
+	               "Action=GetCallerIdentity&"
+	               "Version=2011-06-15",
+	               "127.0.0.1", SECRET, time(NULL), body, sizeof(body));
 	CHECK_EQ_U64(st, 200);
-	CHECK(strstr(body, "<GetCallerIdentityResponse xmlns=\"https://"
-	                   "sts.amazonaws.com/doc/2011-06-15/\">"
-	                   "<GetCallerIdentityResult><Arn>arn:aws:iam::"
-	                   "123456789012:user/alice</Arn><UserId>AIDAMALLEEALICE"
-	                   "</UserId><Account>123456789012</Account>"
-	                   "</GetCallerIdentityResult><ResponseMetadata>"
-	                   "<RequestId>") != NULL);
+	CHECK(strstr(body,
+	             "<GetCallerIdentityResponse xmlns=\"https://"
+	             "sts.amazonaws.com/doc/2011-06-15/\">"
+	             "<GetCallerIdentityResult><Arn>arn:aws:iam::"
+	             "123456789012:user/alice</Arn><UserId>AIDAMALLEEALICE"
+	             "</UserId><Account>123456789012</Account>"
+	             "</GetCallerIdentityResult><ResponseMetadata>"
+	             "<RequestId>") != NULL);
 }
 
 static void check_error(int status, const char *body, int want_status,
                         const char *code)
 {
 	char want[128];
-	snprintf(want, sizeof(want),
-	         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors>"
-	         "<Error><Code>%s</Code><Message>",
-	         code);
+	snprintf(
+	    want, sizeof(want),
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors>"
+	    "<Error><Code>%s</Code><Message>",
+	    code);
 	if (status != want_status || strncmp(body, want, strlen(want)) != 0)
 		fprintf(stderr, "want %d %s, got %d %s\n", want_status, code,
 		        status, body);
@@ -234,8 +240,9 @@ static void test_errors(void)
 	                "127.0.0.1", SECRET, time(NULL), body, sizeof(body));
 	check_error(st, body, 400, "MalformedQueryString");
 
-	st = exchange("GET /?Action=DescribeRegions HTTP/1.1\r\nHost: h\r\n\r\n",
-	              body, sizeof(body));
+	st =
+	    exchange("GET /?Action=DescribeRegions HTTP/1.1\r\nHost: h\r\n\r\n",
+	             body, sizeof(body));
 	check_error(st, body, 401, "MissingAuthenticationToken");
 	st = exchange("DELETE / HTTP/1.1\r\nHost: h\r\n\r\n", body,
 	              sizeof(body));
@@ -265,8 +272,8 @@ static void test_sigv2(void)
 	         "SignatureMethod=HmacSHA256&SignatureVersion=2&Timestamp=%s&"
 	         "Version=2014-10-01",
 	         ts);
-	char *sts = xasprintf("GET\n127.0.0.1:8773\n/services/compute\n%s",
-	                      query);
+	char *sts =
+	    xasprintf("GET\n127.0.0.1:8773\n/services/compute\n%s", query);
 	uint8_t mac[32];
 	api_hmac_sha256(mac, SECRET, strlen(SECRET), sts, strlen(sts));
 	free(sts);

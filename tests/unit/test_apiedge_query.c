@@ -35,8 +35,8 @@ static void test_decode(void)
 	api_params_free(&p);
 
 	/* Strictness: bad escapes and NULs are refused. */
-	const char *bad[] = {"a=%", "a=%2", "a=%zz", "a=%0g", "%=x", "a=%00",
-	                     "a%00=1"};
+	const char *bad[] = {"a=%", "a=%2",  "a=%zz", "a=%0g",
+	                     "%=x", "a=%00", "a%00=1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK(parse(&p, bad[i]) == -EINVAL);
 		api_params_free(&p);
@@ -68,9 +68,9 @@ static void test_lists(void)
 	struct api_params p;
 	const char *v[8];
 	/* Index 0, 1-based, out of order, with gaps. */
-	CHECK(parse(&p, "InstanceId.2=c&InstanceId.0=a&InstanceId.1=b&"
-	                "InstanceId.10=d&InstanceIdx=no&InstanceId.x.y=no") ==
-	      0);
+	CHECK(parse(&p,
+	            "InstanceId.2=c&InstanceId.0=a&InstanceId.1=b&"
+	            "InstanceId.10=d&InstanceIdx=no&InstanceId.x.y=no") == 0);
 	CHECK_EQ_U64(api_params_list(&p, "InstanceId", v, 8), 4);
 	CHECK_STR(v[0], "a");
 	CHECK_STR(v[1], "b");
@@ -129,9 +129,9 @@ static void test_structured(void)
 	CHECK_EQ_U64(api_params_indexes(&p, "Filter", idx, 8), 1);
 	CHECK(idx[0] == API_INDEX_NONE);
 	CHECK_STR(api_params_member(&p, "Filter", API_INDEX_NONE, "Name"), "a");
-	CHECK_EQ_U64(api_params_member_list(&p, "Filter", API_INDEX_NONE,
-	                                    "Value", v, 8),
-	             1);
+	CHECK_EQ_U64(
+	    api_params_member_list(&p, "Filter", API_INDEX_NONE, "Value", v, 8),
+	    1);
 	api_params_free(&p);
 }
 

@@ -133,37 +133,42 @@ static const struct vector suite[] = {
      "GET / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z",
      "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
      "host;x-amz-date\n" EMPTY_SHA256,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
     {"get-vanilla-query-order-key-case",
      "GET /?Param2=value2&Param1=value1 HTTP/1.1\nHost:example.amazonaws.com\n"
      "X-Amz-Date:20150830T123600Z",
      "GET\n/\nParam1=value1&Param2=value2\nhost:example.amazonaws.com\n"
      "x-amz-date:20150830T123600Z\n\nhost;x-amz-date\n" EMPTY_SHA256,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
     {"get-header-value-trim",
      "GET / HTTP/1.1\nHost:example.amazonaws.com\nMy-Header1: value1\n"
      "My-Header2: \"a   b   c\"\nX-Amz-Date:20150830T123600Z",
      "GET\n/\n\nhost:example.amazonaws.com\nmy-header1:value1\n"
      "my-header2:\"a b c\"\nx-amz-date:20150830T123600Z\n\n"
      "host;my-header1;my-header2;x-amz-date\n" EMPTY_SHA256,
-     SUITE_AUTH "SignedHeaders=host;my-header1;my-header2;x-amz-date, "
-                "Signature="
-                "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"},
+     SUITE_AUTH
+     "SignedHeaders=host;my-header1;my-header2;x-amz-date, "
+     "Signature="
+     "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"},
     {"get-header-key-duplicate",
      "GET / HTTP/1.1\nHost:example.amazonaws.com\nMy-Header1:value2\n"
      "My-Header1:value2\nMy-Header1:value1\nX-Amz-Date:20150830T123600Z",
      "GET\n/\n\nhost:example.amazonaws.com\nmy-header1:value2,value2,value1\n"
      "x-amz-date:20150830T123600Z\n\nhost;my-header1;x-amz-date\n" EMPTY_SHA256,
-     SUITE_AUTH "SignedHeaders=host;my-header1;x-amz-date, Signature="
-                "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"},
+     SUITE_AUTH
+     "SignedHeaders=host;my-header1;x-amz-date, Signature="
+     "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"},
     {"post-vanilla",
      "POST / HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z",
      "POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
      "host;x-amz-date\n" EMPTY_SHA256,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
     {"post-x-www-form-urlencoded",
      "POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded\n"
      "Host:example.amazonaws.com\nX-Amz-Date:20150830T123600Z\n\nParam1=value1",
@@ -171,8 +176,9 @@ static const struct vector suite[] = {
      "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
      "content-type;host;x-amz-date\n"
      "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e",
-     SUITE_AUTH "SignedHeaders=content-type;host;x-amz-date, Signature="
-                "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"},
+     SUITE_AUTH
+     "SignedHeaders=content-type;host;x-amz-date, Signature="
+     "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"},
     {"post-x-www-form-urlencoded-parameters",
      "POST / HTTP/1.1\nContent-Type:application/x-www-form-urlencoded; "
      "charset=utf8\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z"
@@ -181,8 +187,9 @@ static const struct vector suite[] = {
      "charset=utf8\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z"
      "\n\ncontent-type;host;x-amz-date\n"
      "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e",
-     SUITE_AUTH "SignedHeaders=content-type;host;x-amz-date, Signature="
-                "1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe"},
+     SUITE_AUTH
+     "SignedHeaders=content-type;host;x-amz-date, Signature="
+     "1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe"},
 };
 
 /* More of the suite, with the Authorization only. */
@@ -191,75 +198,87 @@ static const struct vector suite_authz_only[] = {
      "GET / HTTP/1.1\nHost:example.amazonaws.com\n"
      "My-Header1:value1,value2,value3\nX-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;my-header1;x-amz-date, Signature="
-                "ba17b383a53190154eb5fa66a1b836cc297cc0a3d70a5d00705980573d8ff790"},
+     SUITE_AUTH
+     "SignedHeaders=host;my-header1;x-amz-date, Signature="
+     "ba17b383a53190154eb5fa66a1b836cc297cc0a3d70a5d00705980573d8ff790"},
     {"get-header-value-order",
      "GET / HTTP/1.1\nHost:example.amazonaws.com\n"
      "My-Header1:value4,value1,value3,value2\nX-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;my-header1;x-amz-date, Signature="
-                "08c7e5a9acfcfeb3ab6b2185e75ce8b1deb5e634ec47601a50643f830c755c01"},
+     SUITE_AUTH
+     "SignedHeaders=host;my-header1;x-amz-date, Signature="
+     "08c7e5a9acfcfeb3ab6b2185e75ce8b1deb5e634ec47601a50643f830c755c01"},
     {"get-unreserved",
      "GET /-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz "
      "HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
     {"get-utf8",
      "GET /\xe1\x88\xb4 HTTP/1.1\nHost:example.amazonaws.com\n"
      "X-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"},
     {"get-vanilla-empty-query-key",
      "GET /?Param1=value1 HTTP/1.1\nHost:example.amazonaws.com\n"
      "X-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb"},
     {"get-vanilla-query-unreserved",
      "GET /?-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
      "=-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz "
      "HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"},
     {"get-vanilla-utf8-query",
      "GET /?%E1%88%B4=bar HTTP/1.1\nHost:example.amazonaws.com\n"
      "X-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04"},
     {"post-header-key-sort",
      "POST / HTTP/1.1\nHost:example.amazonaws.com\nMy-Header1:value1\n"
      "X-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;my-header1;x-amz-date, Signature="
-                "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c"},
+     SUITE_AUTH
+     "SignedHeaders=host;my-header1;x-amz-date, Signature="
+     "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c"},
     {"post-header-value-case",
      "POST / HTTP/1.1\nHost:example.amazonaws.com\nMy-Header1:VALUE1\n"
      "X-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;my-header1;x-amz-date, Signature="
-                "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"},
+     SUITE_AUTH
+     "SignedHeaders=host;my-header1;x-amz-date, Signature="
+     "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"},
     {"post-vanilla-query",
      "POST /?Param1=value1 HTTP/1.1\nHost:example.amazonaws.com\n"
      "X-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"},
     {"post-vanilla-query-nonunreserved",
      "POST /?%40%23%24%25%5E=&%2B=%2F%2C%3F%3E%3C%60%22%3B%3A%5C%7C%5D%5B%7B%7D"
      " HTTP/1.1\nHost:example.amazonaws.com\nX-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "66c82657c86e26fb25238d0e69f011edc4c6df5ae71119d7cb98ed9b87393c1e"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "66c82657c86e26fb25238d0e69f011edc4c6df5ae71119d7cb98ed9b87393c1e"},
     {"post-vanilla-query-space",
      "POST /?p HTTP/1.1\nHost:example.amazonaws.com\n"
      "X-Amz-Date:20150830T123600Z",
      NULL,
-     SUITE_AUTH "SignedHeaders=host;x-amz-date, Signature="
-                "e71688addb58a26418614085fb730ba3faa623b461c17f48f2fbdb9361b94a9b"},
+     SUITE_AUTH
+     "SignedHeaders=host;x-amz-date, Signature="
+     "e71688addb58a26418614085fb730ba3faa623b461c17f48f2fbdb9361b94a9b"},
 };
 
 static void check_vector(const struct vector *v)
@@ -303,13 +322,15 @@ static void test_sigv4_suite(void)
 static void test_sigv4_sign(void)
 {
 	char sig[65];
-	api_sigv4_sign(sig, SUITE_SECRET, "20150830", "us-east-1", "service",
-	               "AWS4-HMAC-SHA256\n20150830T123600Z\n"
-	               "20150830/us-east-1/service/aws4_request\n"
-	               "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c2529"
-	               "2927e63");
-	CHECK_STR(sig, "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d"
-	               "763fbf31");
+	api_sigv4_sign(
+	    sig, SUITE_SECRET, "20150830", "us-east-1", "service",
+	    "AWS4-HMAC-SHA256\n20150830T123600Z\n"
+	    "20150830/us-east-1/service/aws4_request\n"
+	    "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c2529"
+	    "2927e63");
+	CHECK_STR(sig,
+	          "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d"
+	          "763fbf31");
 }
 
 /* AWS's IAM ListUsers examples: a header and a presigned request. */
@@ -321,10 +342,11 @@ static void test_sigv4_iam_examples(void)
 	              "Content-Type: application/x-www-form-urlencoded; "
 	              "charset=utf-8\nHost: iam.amazonaws.com\n"
 	              "X-Amz-Date: 20150830T123600Z");
-	raw_sign(&r, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/"
-	             "us-east-1/iam/aws4_request, SignedHeaders=content-type;"
-	             "host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba"
-	             "6789a8edb4c82c400e06b5924a6f2b5d7");
+	raw_sign(&r,
+	         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/"
+	         "us-east-1/iam/aws4_request, SignedHeaders=content-type;"
+	         "host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba"
+	         "6789a8edb4c82c400e06b5924a6f2b5d7");
 	CHECK(verify(&r, suite_now(), &err) == 0);
 	free(r.text);
 
@@ -351,8 +373,7 @@ static void test_sigv4_iam_examples(void)
 	raw_parse(&r, presigned);
 	struct api_params params;
 	api_params_init(&params);
-	CHECK(api_params_parse(&params, r.req.query, strlen(r.req.query)) ==
-	      0);
+	CHECK(api_params_parse(&params, r.req.query, strlen(r.req.query)) == 0);
 	CHECK(api_sig_scheme(&r.req, &params) == 4);
 	api_params_free(&params);
 	CHECK(verify(&r, suite_now() + 30, &err) == 0);
@@ -413,20 +434,23 @@ static void test_sigv4_failures(void)
 	     "aws4_request, SignedHeaders=host;x-amz-date, Signature="
 	     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
 	     "InternalError"},
-	    {"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
+	    {"AWS4-HMAC-SHA256 "
+	     "Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
 	     "aws4_request, SignedHeaders=host;x-amz-date",
 	     "IncompleteSignature"},
 	    {"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/"
 	     "aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
 	     "IncompleteSignature"},
-	    {"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150831/us-east-1/service/"
+	    {"AWS4-HMAC-SHA256 "
+	     "Credential=AKIDEXAMPLE/20150831/us-east-1/service/"
 	     "aws4_request, SignedHeaders=host;x-amz-date, Signature="
 	     "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
 	     "AuthFailure"},
 	    {"AWS4-HMAC-SHA1 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
 	     "aws4_request, SignedHeaders=host, Signature=00",
 	     "IncompleteSignature"},
-	    {"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
+	    {"AWS4-HMAC-SHA256 "
+	     "Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
 	     "aws4_request, SignedHeaders=host;x-amz-date, Signature=short",
 	     "AuthFailure"},
 	};
@@ -450,26 +474,27 @@ static void test_sigv4_failures(void)
 static void test_sigv2_example(void)
 {
 	struct raw_req r;
-	raw_parse(&r, "GET /?Action=DescribeJobFlows&Version=2009-03-31&"
-	              "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&SignatureVersion=2&"
-	              "SignatureMethod=HmacSHA256&Timestamp=2011-10-03T15%3A19%3A30"
-	              "&Signature=i91nKc4PWAt0JJIdXwz9HxZCJDdiy6cf%2FMj6vPxyYIs%3D"
-	              " HTTP/1.1\nHost: elasticmapreduce.amazonaws.com");
+	raw_parse(&r,
+	          "GET /?Action=DescribeJobFlows&Version=2009-03-31&"
+	          "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&SignatureVersion=2&"
+	          "SignatureMethod=HmacSHA256&Timestamp=2011-10-03T15%3A19%3A30"
+	          "&Signature=i91nKc4PWAt0JJIdXwz9HxZCJDdiy6cf%2FMj6vPxyYIs%3D"
+	          " HTTP/1.1\nHost: elasticmapreduce.amazonaws.com");
 	struct api_params params;
 	api_params_init(&params);
-	CHECK(api_params_parse(&params, r.req.query, strlen(r.req.query)) ==
-	      0);
+	CHECK(api_params_parse(&params, r.req.query, strlen(r.req.query)) == 0);
 	CHECK(api_sig_scheme(&r.req, &params) == 2);
 
 	struct mc_buf sts;
 	mc_buf_init(&sts);
 	api_sigv2_string_to_sign(&r.req, &params, &sts);
 	mc_buf_put_u8(&sts, 0);
-	CHECK_STR((char *)sts.data,
-	          "GET\nelasticmapreduce.amazonaws.com\n/\nAWSAccessKeyId="
-	          "AKIAIOSFODNN7EXAMPLE&Action=DescribeJobFlows&SignatureMethod="
-	          "HmacSHA256&SignatureVersion=2&Timestamp=2011-10-03T15%3A19%3A30"
-	          "&Version=2009-03-31");
+	CHECK_STR(
+	    (char *)sts.data,
+	    "GET\nelasticmapreduce.amazonaws.com\n/\nAWSAccessKeyId="
+	    "AKIAIOSFODNN7EXAMPLE&Action=DescribeJobFlows&SignatureMethod="
+	    "HmacSHA256&SignatureVersion=2&Timestamp=2011-10-03T15%3A19%3A30"
+	    "&Version=2009-03-31");
 	mc_buf_free(&sts);
 
 	time_t t;
@@ -480,18 +505,19 @@ static void test_sigv2_example(void)
 	      0);
 	CHECK_STR(auth.access_key_id, V2_KEY);
 	CHECK(auth.version == 2);
-	CHECK(api_sigv2_verify(&r.req, &params, &cloud, t + 901, &auth,
-	                       &err) < 0);
+	CHECK(api_sigv2_verify(&r.req, &params, &cloud, t + 901, &auth, &err) <
+	      0);
 	CHECK_STR(err.code, "RequestExpired");
 	api_params_free(&params);
 
 	/* The Host header is lowercased, as received: the port stays. */
 	free(r.text);
-	raw_parse(&r, "GET /?Action=DescribeJobFlows&Version=2009-03-31&"
-	              "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&SignatureVersion=2&"
-	              "SignatureMethod=HmacSHA256&Timestamp=2011-10-03T15%3A19%3A30"
-	              "&Signature=i91nKc4PWAt0JJIdXwz9HxZCJDdiy6cf%2FMj6vPxyYIs%3D"
-	              " HTTP/1.1\nHost: ElasticMapReduce.amazonaws.com");
+	raw_parse(&r,
+	          "GET /?Action=DescribeJobFlows&Version=2009-03-31&"
+	          "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&SignatureVersion=2&"
+	          "SignatureMethod=HmacSHA256&Timestamp=2011-10-03T15%3A19%3A30"
+	          "&Signature=i91nKc4PWAt0JJIdXwz9HxZCJDdiy6cf%2FMj6vPxyYIs%3D"
+	          " HTTP/1.1\nHost: ElasticMapReduce.amazonaws.com");
 	api_params_init(&params);
 	api_params_parse(&params, r.req.query, strlen(r.req.query));
 	CHECK(api_sigv2_verify(&r.req, &params, &cloud, t, &auth, &err) == 0);
@@ -526,8 +552,8 @@ static int sigv2_roundtrip(const char *method, const char *host,
 	uint8_t mac[API_SHA256_BYTES];
 	size_t n = API_SHA256_BYTES;
 	if (strcmp(sig_method, "HmacSHA1") == 0) {
-		api_hmac_sha1(mac, SUITE_SECRET, strlen(SUITE_SECRET),
-		              sts.data, sts.len);
+		api_hmac_sha1(mac, SUITE_SECRET, strlen(SUITE_SECRET), sts.data,
+		              sts.len);
 		n = API_SHA1_BYTES;
 	} else {
 		api_hmac_sha256(mac, SUITE_SECRET, strlen(SUITE_SECRET),
@@ -546,8 +572,8 @@ static int sigv2_roundtrip(const char *method, const char *host,
 	free(b64);
 	struct api_auth auth;
 	struct api_error err;
-	int rc = api_sigv2_verify(&req, &params, &cloud, suite_now(), &auth,
-	                          &err);
+	int rc =
+	    api_sigv2_verify(&req, &params, &cloud, suite_now(), &auth, &err);
 	api_params_free(&params);
 	return rc;
 }

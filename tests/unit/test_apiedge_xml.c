@@ -44,10 +44,10 @@ static void test_escape(void)
 	/* Valid UTF-8 passes, every invalid byte becomes U+FFFD. */
 	CHECK_ESC("caf\xc3\xa9 \xe1\x88\xb4 \xf0\x9f\x98\x80",
 	          "caf\xc3\xa9 \xe1\x88\xb4 \xf0\x9f\x98\x80");
-	CHECK_ESC("\xc3", FFFD);                  /* truncated */
-	CHECK_ESC("\xc0\xaf", FFFD FFFD);         /* overlong */
-	CHECK_ESC("\xed\xa0\x80", FFFD FFFD FFFD); /* surrogate */
-	CHECK_ESC("\xef\xbf\xbe", FFFD FFFD FFFD); /* U+FFFE */
+	CHECK_ESC("\xc3", FFFD);                            /* truncated */
+	CHECK_ESC("\xc0\xaf", FFFD FFFD);                   /* overlong */
+	CHECK_ESC("\xed\xa0\x80", FFFD FFFD FFFD);          /* surrogate */
+	CHECK_ESC("\xef\xbf\xbe", FFFD FFFD FFFD);          /* U+FFFE */
 	CHECK_ESC("\xf4\x90\x80\x80", FFFD FFFD FFFD FFFD); /* > U+10FFFF */
 	CHECK_ESC("\xff\xfe", FFFD FFFD);
 	CHECK_ESC("\xe2\x82", FFFD FFFD); /* truncated at the end */
@@ -90,12 +90,13 @@ static void test_error_shape(void)
 	              "The security group 'x<y>' does not exist",
 	              "7a62c49f-347e-4fc4-9331-6e8eEXAMPLE");
 	char *s = take(&b);
-	CHECK_STR(s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	             "<Response><Errors><Error><Code>InvalidGroup.NotFound"
-	             "</Code><Message>The security group &apos;x&lt;y&gt;&apos; "
-	             "does not exist</Message></Error></Errors><RequestID>"
-	             "7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestID>"
-	             "</Response>");
+	CHECK_STR(s,
+	          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	          "<Response><Errors><Error><Code>InvalidGroup.NotFound"
+	          "</Code><Message>The security group &apos;x&lt;y&gt;&apos; "
+	          "does not exist</Message></Error></Errors><RequestID>"
+	          "7a62c49f-347e-4fc4-9331-6e8eEXAMPLE</RequestID>"
+	          "</Response>");
 	free(s);
 }
 
