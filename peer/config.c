@@ -289,7 +289,10 @@ static int load_file(struct peer_config *c, const char *path, bool required,
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		if (!required && errno == ENOENT)
+		/* The default file is optional; a data dir that cannot be
+		 * read at all is reported when the peer opens it. */
+		if (!required &&
+		    (errno == ENOENT || errno == ENOTDIR || errno == EACCES))
 			return 0;
 		snprintf(err, err_size, "cannot read config %s: %s", path,
 		         strerror(errno));

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_START 1
@@ -141,12 +142,27 @@ static int load_state(struct peer *p, char *err, size_t err_size)
 	const char *dir = p->cfg.data_dir;
 	int r;
 
+	/* An empty or missing store beside the cloud's keys is a lost store:
+	 * opening it would quietly start a fresh one. */
+	char *db = peer_datadir_path(dir, "mallee.db");
+	struct stat st;
+	bool lost = stat(db, &st) != 0 || st.st_size == 0;
+	free(db);
+	if (lost) {
+		snprintf(err, err_size,
+		         "%s/mallee.db is missing or empty: the store is lost; "
+		         "restore it, or start over with an empty data dir and "
+		         "--join",
+		         dir);
+		return -EIO;
+	}
+
 	if ((r = peer_keyring_load(dir, &p->keyring, err, err_size)) ||
 	    (r = peer_identity_load(dir, &p->identity, err, err_size)))
 		return r;
 	peer_id_of(&p->identity, p->id);
 
-	char *db = peer_datadir_path(dir, "mallee.db");
+	db = peer_datadir_path(dir, "mallee.db");
 	r = peer_store_open(db, false, &p->store, err, err_size);
 	free(db);
 	if (r)
@@ -308,9 +324,34 @@ int peer_run(const struct peer_config *cfg)
 	p->started_ms = mc_wall_ms();
 	mc_log_set_level(cfg->log_level);
 
+	/* Bad input is refused before anything is created on disk. */
 	bool joining = cfg->join[0] && is_token(cfg->join);
-	if (peer_datadir_prepare(cfg->data_dir, joining, err, sizeof(err)))
+	struct peer_token token;
+	const char *why;
+	if (joining && peer_token_decode(cfg->join, &token, &why) != 0) {
+		snprintf(err, sizeof(err), "bad join token: %s", why);
+		status = EXIT_INPUT;
 		goto fail;
+	}
+	mc_wipe(&token, sizeof(token));
+	if (!joining && cfg->join[0] &&
+	    check_join_addrs(cfg->join, err, sizeof(err))) {
+		status = EXIT_INPUT;
+		goto fail;
+	}
+	if (peer_datadir_prepare(cfg->data_dir, joining, err, sizeof(err))) {
+		if (!joining && access(cfg->data_dir, F_OK) != 0 &&
+		    errno == ENOENT) {
+			snprintf(
+			    err, sizeof(err),
+			    "data dir %s does not exist: create a cloud "
+			    "with `mallee init --data-dir %s`, or join one "
+			    "with `mallee peer --join TOKEN`",
+			    cfg->data_dir, cfg->data_dir);
+			status = EXIT_INPUT;
+		}
+		goto fail;
+	}
 	p->lock_fd = peer_datadir_lock(cfg->data_dir, err, sizeof(err));
 	if (p->lock_fd < 0)
 		goto fail;

@@ -263,22 +263,15 @@ class BadInputTest(unittest.TestCase):
         db = self.damage(d, 100, b"\xde\xad" * 1000)
         self.assert_error(peer(d), db, "damaged")
 
-    @unittest.expectedFailure  # bug: see the docstring
     def test_damaged_settings_page(self):
-        """Page 2 (the meta table) unreadable.  Today: two error lines,
-        `store: ... read setting: database disk image is malformed` and the
-        misleading `peer: the store in D lacks the cloud's settings`."""
+        """Page 2 (the meta table) unreadable: refused at open, one line."""
         d = self.new_cloud()
         db = self.damage(d, 4096, b"\xde\xad" * 2048)
         self.assert_error(peer(d), db, "damaged")
 
-    @unittest.expectedFailure  # bug: see the docstring
     def test_damaged_records_page(self):
-        """The records table's root page unreadable.  Today: two error
-        lines, `store: ... read versions: database disk image is malformed`
-        then `peer: cannot read D/mallee.db`.  (With an earlier build the
-        peer even started on it and failed every record command; a damaged
-        store is best refused at open, e.g. by PRAGMA quick_check.)"""
+        """The records table's root page unreadable: refused at open by
+        PRAGMA quick_check, one line naming the damage."""
         d = self.new_cloud()
         root = subprocess.run(
             ["sqlite3", os.path.join(d, "mallee.db"),
