@@ -293,6 +293,29 @@ static void test_sigv2(void)
 	mc_buf_free(&enc);
 }
 
+/* Token buckets: burst, refill at rate, keys apart, 0 disables. */
+static void test_throttle(void)
+{
+	struct api_throttle *t = api_throttle_new(2, 3);
+	int ok = 0;
+	for (int i = 0; i < 10; i++)
+		ok += api_throttle_take(t, "A", 1000);
+	CHECK_EQ_U64(ok, 3);
+	CHECK(api_throttle_take(t, "B", 1000));
+	CHECK(!api_throttle_take(t, "A", 1400));
+	CHECK(api_throttle_take(t, "A", 1500)); /* 2/s: one more at +0.5 s */
+	CHECK(!api_throttle_take(t, "A", 1500));
+	ok = 0;
+	for (int i = 0; i < 10; i++)
+		ok += api_throttle_take(t, "A", 100000);
+	CHECK_EQ_U64(ok, 3); /* refill stops at the burst */
+	api_throttle_free(t);
+	t = api_throttle_new(0, 0);
+	for (int i = 0; i < 100; i++)
+		CHECK(api_throttle_take(t, "A", 0));
+	api_throttle_free(t);
+}
+
 int main(void)
 {
 	if (mc_crypto_init() != 0)
@@ -315,6 +338,7 @@ int main(void)
 	RUN(test_caller_identity);
 	RUN(test_errors);
 	RUN(test_sigv2);
+	RUN(test_throttle);
 
 	uv_async_send(&stopper);
 	pthread_join(th, NULL);
