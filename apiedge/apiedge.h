@@ -43,6 +43,39 @@ struct api_cloud {
 	 */
 	int (*lookup_key)(void *arg, const char *access_key_id,
 	                  struct api_key_info *out);
+
+	/*
+	 * The cloud's replicated records (DESIGN.md "Records"), read from
+	 * this peer's copy. Kinds and ids are 1-128 printable ASCII
+	 * characters without spaces; bodies are opaque bytes (the edge
+	 * writes msgpack maps).
+	 *
+	 * get: fills *body (malloc'ed, the caller frees) and *len; -ENOENT
+	 * when absent or deleted.
+	 */
+	int (*get)(void *arg, const char *kind, const char *id, uint8_t **body,
+	           size_t *len);
+	/*
+	 * Calls cb for every live record of kind whose id starts with prefix
+	 * ("" for all), in id order; the record is borrowed for the call. A
+	 * non-zero return from cb stops the walk and is returned.
+	 */
+	int (*list)(void *arg, const char *kind, const char *prefix,
+	            int (*cb)(void *ctx, const char *id, const uint8_t *body,
+	                      size_t len),
+	            void *ctx);
+	/* Writes durably on this peer and spreads it to the others. */
+	int (*put)(void *arg, const char *kind, const char *id,
+	           const void *body, size_t len);
+	int (*del)(void *arg, const char *kind, const char *id);
+	/*
+	 * Availability zones: cb once per zone of the cloud's hosts, with
+	 * how many of its hosts are alive. Returns what cb returned.
+	 */
+	int (*zones)(void *arg,
+	             int (*cb)(void *ctx, const char *zone, unsigned alive,
+	                       unsigned hosts),
+	             void *ctx);
 };
 
 struct api_edge_config {

@@ -17,6 +17,7 @@
 #include "placement.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -217,7 +218,7 @@ int main(void)
 		plc_view_free(view);
 		fleet_free(&f);
 	}
-	double capped = balance(0.25), uncapped = balance(1.0 / 0.0);
+	double capped = balance(0.25), uncapped = balance(INFINITY);
 
 	printf("placement-bench: one core, decision = first %d candidates\n",
 	       DECISION_K);

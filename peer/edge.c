@@ -67,6 +67,73 @@ static int lookup_key(void *arg, const char *key_id, struct api_key_info *out)
 	return e;
 }
 
+static int record_get(void *arg, const char *kind, const char *id,
+		      uint8_t **body, size_t *len)
+{
+	struct peer *p = arg;
+	struct peer_record r;
+	if (!peer_record_name_ok(kind) || !peer_record_name_ok(id))
+		return -ENOENT;
+	int e = peer_store_get(p->store, kind, id, &r);
+	if (e)
+		return e;
+	if (r.deleted) {
+		peer_record_clear(&r);
+		return -ENOENT;
+	}
+	/* Hand the body over; an empty one still gets a buffer. */
+	*len = r.body_len;
+	*body = r.body ? r.body : xcalloc(1, 1);
+	r.body = NULL;
+	peer_record_clear(&r);
+	return 0;
+}
+
+struct list_ctx {
+	int (*cb)(void *ctx, const char *id, const uint8_t *body, size_t len);
+	void *ctx;
+};
+
+static int list_one(const struct peer_record *r, void *arg)
+{
+	struct list_ctx *l = arg;
+	return l->cb(l->ctx, r->id, r->body, r->body_len);
+}
+
+static int record_list(void *arg, const char *kind, const char *prefix,
+		       int (*cb)(void *ctx, const char *id,
+				 const uint8_t *body, size_t len),
+		       void *ctx)
+{
+	struct peer *p = arg;
+	struct list_ctx l = {.cb = cb, .ctx = ctx};
+	if (!peer_record_name_ok(kind))
+		return -EINVAL;
+	return peer_store_list_prefix(p->store, kind, prefix, list_one, &l);
+}
+
+static int record_put(void *arg, const char *kind, const char *id,
+		      const void *body, size_t len)
+{
+	struct peer *p = arg;
+	return peer_records_put(&p->writer, kind, id, body, len, NULL);
+}
+
+static int record_del(void *arg, const char *kind, const char *id)
+{
+	struct peer *p = arg;
+	return peer_records_delete(&p->writer, kind, id, NULL);
+}
+
+static int zones(void *arg,
+		 int (*cb)(void *ctx, const char *zone, unsigned alive,
+			   unsigned hosts),
+		 void *ctx)
+{
+	struct peer *p = arg;
+	return peer_net_zones(p->net, cb, ctx);
+}
+
 int peer_edge_start(struct peer *p, char *err, size_t err_size)
 {
 	struct mc_addr addr;
@@ -86,6 +153,11 @@ int peer_edge_start(struct peer *p, char *err, size_t err_size)
 	struct api_cloud cloud = {
 	    .arg = p,
 	    .lookup_key = lookup_key,
+	    .get = record_get,
+	    .list = record_list,
+	    .put = record_put,
+	    .del = record_del,
+	    .zones = zones,
 	};
 	int r = api_edge_start(&p->edge, p->loop,
 	                       (const struct sockaddr *)&addr.ss, &cfg, &cloud);

@@ -567,3 +567,57 @@ unsigned peer_net_alive_addrs(struct peer_net *n, char addrs[][64],
 	gossip_members_foreach(n->g, collect_alive, &s);
 	return s.n;
 }
+
+#define ZONES_MAX 64
+
+struct zone_count {
+	char name[GOSSIP_ZONE_MAX];
+	unsigned alive, hosts;
+};
+
+struct zone_state {
+	struct zone_count z[ZONES_MAX];
+	unsigned n;
+};
+
+static void count_zone(void *ctx, const struct gossip_member *m)
+{
+	struct zone_state *s = ctx;
+	if (m->state == GOSSIP_LEFT)
+		return;
+	unsigned i;
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->z[i].name, m->node->zone) == 0)
+			break;
+	if (i == s->n) {
+		if (s->n == ZONES_MAX)
+			return;
+		snprintf(s->z[i].name, sizeof(s->z[i].name), "%s",
+			 m->node->zone);
+		s->n++;
+	}
+	s->z[i].hosts++;
+	s->z[i].alive += m->state == GOSSIP_ALIVE;
+}
+
+static int zone_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct zone_count *)a)->name,
+		      ((const struct zone_count *)b)->name);
+}
+
+int peer_net_zones(struct peer_net *n,
+		   int (*cb)(void *ctx, const char *zone, unsigned alive,
+			     unsigned hosts),
+		   void *ctx)
+{
+	struct zone_state s = {.n = 0};
+	gossip_members_foreach(n->g, count_zone, &s);
+	qsort(s.z, s.n, sizeof(s.z[0]), zone_cmp);
+	for (unsigned i = 0; i < s.n; i++) {
+		int r = cb(ctx, s.z[i].name, s.z[i].alive, s.z[i].hosts);
+		if (r)
+			return r;
+	}
+	return 0;
+}

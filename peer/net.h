@@ -51,6 +51,14 @@ void peer_net_pack_counters(struct peer_net *n, struct mc_buf *b);
 /* Addresses of alive members other than this peer, for join tokens. */
 unsigned peer_net_alive_addrs(struct peer_net *n, char addrs[][64],
                               unsigned max);
+/*
+ * Calls cb once per zone of the members that have not left, with how many
+ * are alive and how many there are; stops at cb's first non-zero return.
+ */
+int peer_net_zones(struct peer_net *n,
+		   int (*cb)(void *ctx, const char *zone, unsigned alive,
+			     unsigned hosts),
+		   void *ctx);
 /* The incarnation to save for the next start. */
 uint32_t peer_net_incarnation(struct peer_net *n);
 

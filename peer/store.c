@@ -472,3 +472,36 @@ int peer_store_list_bucket(struct peer_store *s, unsigned bucket,
 	store_stmt_release(st);
 	return ret;
 }
+
+int peer_store_list_prefix(struct peer_store *s, const char *kind,
+                           const char *prefix, peer_record_cb cb, void *arg)
+{
+	size_t n = strlen(prefix);
+	if (n > 128)
+		return -EINVAL;
+	sqlite3_stmt *st = s->st[ST_LIST_PREFIX];
+	if (sqlite3_stmt_busy(st))
+		return -EBUSY;
+	/* Ids are printable ASCII, so prefix + DEL bounds every id that
+	 * starts with prefix, and the primary key's order serves the range. */
+	char upper[130];
+	memcpy(upper, prefix, n);
+	upper[n] = 0x7f;
+	upper[n + 1] = '\0';
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, upper, -1, SQLITE_STATIC);
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct peer_record r;
+		ret = row_borrow(st, &r);
+		if (ret == 0)
+			ret = cb(&r, arg);
+		if (ret)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_fail(s, "list prefix", rc);
+	store_stmt_release(st);
+	return ret;
+}

@@ -83,6 +83,10 @@ typedef int (*peer_record_cb)(const struct peer_record *r, void *arg);
 int peer_store_list(struct peer_store *s, const char *kind,
                     bool with_tombstones, peer_record_cb cb, void *arg);
 
+/* Live records of kind whose id starts with prefix, in id order. */
+int peer_store_list_prefix(struct peer_store *s, const char *kind,
+			   const char *prefix, peer_record_cb cb, void *arg);
+
 /* Number of live (non-tombstone) records; of kind, or all when NULL. */
 int peer_store_count(struct peer_store *s, const char *kind, uint64_t *out);
 /* The greatest hlc stored, 0 for an empty store (seeds this peer's clock). */

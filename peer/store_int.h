@@ -32,6 +32,7 @@ enum store_stmt {
 	ST_GET,
 	ST_LIST_ALL,
 	ST_LIST_KIND,
+	ST_LIST_PREFIX,
 	ST_COUNT_ALL,
 	ST_COUNT_KIND,
 	ST_MAX_HLC,

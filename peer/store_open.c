@@ -63,6 +63,9 @@ static const char *const stmt_sql[ST_N] = {
         "SELECT " RECORD_COLUMNS " FROM records WHERE kind = ?1 AND id = ?2",
     [ST_LIST_ALL] = "SELECT " RECORD_COLUMNS " FROM records"
                     " WHERE ?1 OR deleted = 0 ORDER BY kind, id",
+    [ST_LIST_PREFIX] = "SELECT " RECORD_COLUMNS " FROM records"
+                       " WHERE kind = ?1 AND id >= ?2 AND id < ?3"
+                       " AND deleted = 0 ORDER BY id",
     [ST_LIST_KIND] = "SELECT " RECORD_COLUMNS " FROM records"
                      " WHERE kind = ?2 AND (?1 OR deleted = 0)"
                      " ORDER BY id",

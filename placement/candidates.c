@@ -147,9 +147,10 @@ long plc_candidates(struct plc_view *view, const struct plc_request *req,
 	 * Under cap: load < max(floor((1 + eps) s), ceil(s)) with s the fair
 	 * share (M + 1) w / W; for an integer load that is
 	 * (load + 1) W <= (1 + eps) (M + 1) w  or  load W < (M + 1) w.
-	 * Every product is of integers and (1 + eps), so exact for eps = 1/4.
-	 * Weights and sums stay below 2^63, so the casts are exact-or-rounded
-	 * alike everywhere, and cheap.
+	 * Every product is of integers and (1 + eps), so exact for eps = 1/4
+	 * while below 2^53, as in any real cloud; rounded or not, every peer
+	 * computes the same bits. PLC_MAX_HOSTS keeps the sums below 2^63,
+	 * so the casts through int64_t (cheaper than from uint64_t) are safe.
 	 */
 	const double placed = (double)(int64_t)total_load + 1.0;
 	const double stretched = (1.0 + view->epsilon) * placed;

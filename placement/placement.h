@@ -51,6 +51,8 @@
 #define PLC_MIB_PER_VCPU 2048
 /* plc_host_weight() counts in 1/1024ths of a vCPU. */
 #define PLC_WEIGHT_PER_VCPU 1024
+/* Keeps sums of weights and loads exact (below 2^63 and 2^53). */
+#define PLC_MAX_HOSTS (1u << 20)
 
 /* One host as the edge sees it (from gossip). Strings are borrowed. */
 struct plc_host {
@@ -82,7 +84,7 @@ struct plc_view;
 /*
  * Copies what it needs from hosts[0..n) (ids and zones included; nothing
  * stays borrowed). epsilon >= 0 (INFINITY: no cap). Returns NULL when an id
- * is NULL or repeated, or epsilon is negative or NaN.
+ * is NULL or repeated, n > PLC_MAX_HOSTS, or epsilon is negative or NaN.
  */
 struct plc_view *plc_view_new(const struct plc_host *hosts, size_t n,
                               double epsilon);

@@ -55,8 +55,7 @@ static void slot_fill(struct plc_view *view, struct plc_slot *slot,
 struct plc_view *plc_view_new(const struct plc_host *hosts, size_t n,
                               double epsilon)
 {
-	if (isnan(epsilon) || epsilon < 0 || n > UINT32_MAX - 1 ||
-	    (n && !hosts))
+	if (isnan(epsilon) || epsilon < 0 || n > PLC_MAX_HOSTS || (n && !hosts))
 		return NULL;
 	size_t id_bytes = 0;
 	for (size_t i = 0; i < n; i++) {

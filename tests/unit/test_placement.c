@@ -208,6 +208,7 @@ static void test_arguments(void)
 	random_hosts(hosts, ids, 3, false);
 	CHECK(plc_view_new(hosts, 3, -0.1) == NULL);
 	CHECK(plc_view_new(hosts, 3, NAN) == NULL);
+	CHECK(plc_view_new(hosts, PLC_MAX_HOSTS + 1, EPS) == NULL);
 	hosts[1].id = NULL;
 	CHECK(plc_view_new(hosts, 3, EPS) == NULL);
 	hosts[1].id = hosts[2].id; /* repeated */
