@@ -19,6 +19,7 @@
 
 #include "apiedge.h"
 #include "buf.h"
+#include "wire.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -392,6 +393,134 @@ const struct api_action *api_action_find(const char *name);
 
 int api_action_describe_regions(struct api_call *call);
 int api_action_get_caller_identity(struct api_call *call);
+
+/* ---- Resources (resource.c) -------------------------------------------- */
+
+/*
+ * Every resource is a record of the cloud, stored under the id
+ * "<account>:<resource id>", so one account's resources list by prefix and
+ * no account can name another's. Tags and client tokens are records of
+ * their own, so two edges tagging one resource never overwrite each other.
+ */
+#define API_KIND_KEY_PAIR "key-pair"       /* id: account:key name */
+#define API_KIND_GROUP    "security-group" /* id: account:sg-... */
+#define API_KIND_IMAGE    "image"          /* id: account:ami-... */
+#define API_KIND_TAG      "tag"            /* id: account:res:hash(key) */
+#define API_KIND_TOKEN    "client-token"   /* id: account:hash(action, token) */
+
+#define API_RES_ID_MAX    64 /* "sg-" + 17 hex, key pair names < 256... */
+#define API_TAG_KEY_MAX   128
+#define API_TAG_VALUE_MAX 256
+#define API_TAGS_MAX      50 /* EC2's limit per resource */
+
+/* A fresh EC2-style id: prefix + "-" + 17 lowercase hex digits. */
+void api_res_new_id(const char *prefix, char *out, size_t size);
+/* True for prefix-XXXXXXXX or prefix-XXXXXXXXXXXXXXXXX (hex). */
+bool api_res_id_valid(const char *prefix, const char *id);
+/* "<account>:<rest>" into out; false if it does not fit a record id. */
+bool api_res_key(const struct api_call *call, const char *rest, char *out,
+                 size_t size);
+
+/*
+ * Loads the record (kind, account:resid) as a msgpack document (caller
+ * frees with mc_doc_free). 0, -ENOENT, or another negative errno.
+ */
+int api_res_load(const struct api_call *call, const char *kind,
+                 const char *resid, struct mc_doc **out);
+/* Stores body under (kind, account:resid); durable on return. */
+int api_res_store(const struct api_call *call, const char *kind,
+                  const char *resid, const struct mc_buf *body);
+/* Deletes (kind, account:resid) and every tag of resid. */
+int api_res_remove(const struct api_call *call, const char *kind,
+                   const char *resid);
+/*
+ * Calls cb for each of the account's records of kind, in id order, with
+ * the resource id (the part after "account:") and the decoded body. A
+ * non-zero return from cb stops the walk and is returned.
+ */
+int api_res_each(const struct api_call *call, const char *kind,
+                 int (*cb)(void *ctx, const char *resid,
+                           const struct mc_val *body),
+                 void *ctx);
+/* Fills call->err with InternalError for a failed cloud call; returns -1. */
+int api_res_failed(struct api_call *call, int errnum);
+
+/*
+ * DryRun=true: the caller checked the request and the permission; fills
+ * call->err with DryRunOperation and returns true. False otherwise.
+ */
+bool api_dry_run(struct api_call *call);
+/* Parses a boolean parameter ("true"/"false"); absent gives dflt.
+ * -1 with InvalidParameterValue in call->err for anything else. */
+int api_param_bool(struct api_call *call, const char *name, bool dflt,
+                   bool *out);
+
+/*
+ * ClientToken idempotency. api_token_seen: when this account already made
+ * a call of this action with the request's ClientToken, copies what
+ * api_token_remember stored for it into out and returns 1; 0 when the
+ * token is new or absent; -1 with call->err for a token over 64 chars.
+ */
+int api_token_seen(struct api_call *call, char *out, size_t size);
+int api_token_remember(struct api_call *call, const char *result);
+
+/* Tags. */
+struct api_tag {
+	char key[API_TAG_KEY_MAX + 1];
+	char value[API_TAG_VALUE_MAX + 1];
+};
+
+struct api_tags {
+	struct api_tag items[API_TAGS_MAX];
+	size_t n;
+};
+
+/* The tags of a resource, sorted by key. */
+int api_tags_load(const struct api_call *call, const char *resid,
+                  struct api_tags *out);
+/* Sets (creates or replaces) one tag; rtype is EC2's resource type
+ * ("security-group", "key-pair", "image", ...). */
+int api_tag_put(const struct api_call *call, const char *resid,
+                const char *rtype, const char *key, const char *value);
+int api_tag_delete(const struct api_call *call, const char *resid,
+                   const char *key);
+/*
+ * TagSpecification.N for rtype: api_tag_specs_check validates them before
+ * anything is created (InvalidParameterValue, TagLimitExceeded...);
+ * api_tag_specs_apply writes them for the new resource.
+ */
+int api_tag_specs_check(struct api_call *call, const char *rtype);
+int api_tag_specs_apply(struct api_call *call, const char *rtype,
+                        const char *resid);
+/* <tagSet> with an <item><key/><value/></item> per tag (empty set too). */
+void api_xml_tag_set(struct mc_buf *out, const struct api_tags *tags);
+/*
+ * Matches the tag filters (tag:KEY, tag-key, tag-value). Returns 1 when f
+ * is a tag filter (and sets *match), 0 when it is not.
+ */
+int api_filter_tags(const struct api_filter *f, const struct api_tags *tags,
+                    bool *match);
+
+/*
+ * Paging (MaxResults, NextToken). A page starts after the resource id the
+ * token names and holds at most max items (0: no limit). EC2's bounds for
+ * MaxResults are the action's [lo, hi].
+ */
+struct api_page {
+	size_t max;
+	char after[API_RES_ID_MAX * 4 + 1];
+	size_t count; /* items written so far */
+	bool more;    /* an item was left for the next page */
+	char last[API_RES_ID_MAX * 4 + 1]; /* id of the last item written */
+};
+
+int api_page_parse(struct api_call *call, struct api_page *pg, size_t lo,
+                   size_t hi);
+/* Whether an item with this id belongs on the page; call in id order.
+ * Returns false (and notes there is more) past the page's end. */
+bool api_page_take(struct api_page *pg, const char *resid);
+/* <nextToken> when there was more. */
+void api_page_xml_next(struct mc_buf *out, const struct api_page *pg);
 
 /* The EC2 API version echoed when the request names none. */
 #define API_DEFAULT_VERSION "2016-11-15"
