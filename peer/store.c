@@ -273,6 +273,28 @@ static int row_borrow(sqlite3_stmt *st, struct peer_record *r)
 	return 0;
 }
 
+/*
+ * Steps a bound statement, handing each row to cb (borrowed), until the end,
+ * an error, or cb's first non-zero return, which is returned.
+ */
+static int walk_rows(struct peer_store *s, sqlite3_stmt *st, const char *what,
+                     peer_record_cb cb, void *arg)
+{
+	int ret = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct peer_record r;
+		ret = row_borrow(st, &r);
+		if (ret == 0)
+			ret = cb(&r, arg);
+		if (ret)
+			break;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = store_fail(s, what, rc);
+	store_stmt_release(st);
+	return ret;
+}
+
 int peer_store_get(struct peer_store *s, const char *kind, const char *id,
                    struct peer_record *out)
 {
@@ -324,20 +346,7 @@ int peer_store_list(struct peer_store *s, const char *kind,
 	if (kind)
 		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
 
-	int ret = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct peer_record r;
-		ret = row_borrow(st, &r);
-		if (ret == 0)
-			ret = cb(&r, arg);
-		if (ret)
-			break;
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = store_fail(s, "list", rc);
-	store_stmt_release(st);
-	return ret;
+	return walk_rows(s, st, "list", cb, arg);
 }
 
 /* Runs a statement yielding one integer; NULL reads as 0. */
@@ -458,19 +467,7 @@ int peer_store_list_bucket(struct peer_store *s, unsigned bucket,
 	if (sqlite3_stmt_busy(st))
 		return -EBUSY;
 	sqlite3_bind_int(st, 1, (int)bucket);
-	int ret = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct peer_record r;
-		ret = row_borrow(st, &r);
-		if (ret == 0)
-			ret = cb(&r, arg);
-		if (ret)
-			break;
-	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = store_fail(s, "list bucket", rc);
-	store_stmt_release(st);
-	return ret;
+	return walk_rows(s, st, "list bucket", cb, arg);
 }
 
 int peer_store_list_prefix(struct peer_store *s, const char *kind,
@@ -491,17 +488,5 @@ int peer_store_list_prefix(struct peer_store *s, const char *kind,
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, upper, -1, SQLITE_STATIC);
-	int ret = 0, rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct peer_record r;
-		ret = row_borrow(st, &r);
-		if (ret == 0)
-			ret = cb(&r, arg);
-		if (ret)
-			break;
-	}
-	if (ret == 0 && rc != SQLITE_DONE)
-		ret = store_fail(s, "list prefix", rc);
-	store_stmt_release(st);
-	return ret;
+	return walk_rows(s, st, "list prefix", cb, arg);
 }
