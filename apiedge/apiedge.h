@@ -120,4 +120,17 @@ size_t api_edge_conn_count(const struct api_edge *e);
  */
 void api_edge_stop(struct api_edge *e, void (*done)(void *arg), void *arg);
 
+/*
+ * The cloud's certificate authority (pki.c). api_pki_ca_create appends a
+ * new CA's certificate and private key, PEM, to the buffers. api_pki_issue
+ * makes an edge certificate signed by that CA for the given IP addresses
+ * and host names (subjectAltName). Both return 0 or -EIO.
+ */
+struct mc_buf;
+int api_pki_ca_create(const char *cn, struct mc_buf *cert_pem,
+                      struct mc_buf *key_pem);
+int api_pki_issue(const char *ca_cert_pem, const char *ca_key_pem,
+                  const char *cn, const char *const *names, size_t n_names,
+                  struct mc_buf *cert_pem, struct mc_buf *key_pem);
+
 #endif

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include "cloud.h"
 #include "cloudkey.h"
 #include "config.h"
 #include "mem.h"
@@ -39,6 +40,8 @@ static void admin_usage(FILE *out)
 	    "state\n"
 	    "  key revoke KEY_ID          stop a key working, on every "
 	    "edge\n"
+	    "  ca                         print the cloud CA's certificate "
+	    "(for --ca-bundle)\n"
 	    "  record put KIND ID [BODY]  write a record (BODY, or stdin "
 	    "when absent or -)\n"
 	    "  record get KIND ID         print a record's body\n"
@@ -215,6 +218,39 @@ static int admin_key_rotate(const char *dir)
 	return 0;
 }
 
+/* Prints the cloud CA's certificate, for clients' --ca-bundle. */
+static int admin_ca(const char *dir)
+{
+	struct mc_buf req;
+	struct mc_doc *doc = NULL;
+	mc_buf_init(&req);
+	mc_pack_map(&req, 3);
+	mc_pack_kv_str(&req, "cmd", "record-get");
+	mc_pack_kv_str(&req, "kind", PEER_KIND_CA);
+	mc_pack_kv_str(&req, "id", PEER_CA_ID);
+	int r = ctl_request("admin", dir, &req, &doc);
+	mc_buf_free(&req);
+	if (r)
+		return r;
+	const uint8_t *body, *cert;
+	size_t len, cert_len;
+	struct mc_doc *ca = NULL;
+	r = 1;
+	if (mc_get_bytes(mc_map_get(mc_doc_root(doc), "record"), "body", &body,
+	                 &len) &&
+	    (ca = mc_unpack(body, len)) &&
+	    mc_get_bytes(mc_doc_root(ca), "cert", &cert, &cert_len)) {
+		fwrite(cert, 1, cert_len, stdout);
+		r = 0;
+	} else {
+		fprintf(stderr, "mallee admin: the cloud's CA record is "
+		                "malformed\n");
+	}
+	mc_doc_free(ca);
+	mc_doc_free(doc);
+	return r;
+}
+
 /* Account and access-key commands: one request, the answer printed. */
 static int admin_keys(const char *dir, const char *cmd, const char *field,
                       const char *value, const char *user, bool json)
@@ -319,6 +355,8 @@ int cli_admin(int argc, char **argv)
 	const char *op = left > 1 ? argv[optind + 1] : "";
 	if (strcmp(what, "key") == 0 && strcmp(op, "rotate") == 0 && left == 2)
 		return admin_key_rotate(dir);
+	if (strcmp(what, "ca") == 0 && left == 1)
+		return admin_ca(dir);
 	if (strcmp(what, "account") == 0 && strcmp(op, "create") == 0 &&
 	    left == 3)
 		return admin_keys(dir, "account-create", "name",

@@ -1,6 +1,7 @@
 #include "cloud.h"
 
 #include "addr.h"
+#include "apiedge.h"
 #include "log.h"
 #include "mem.h"
 #include "wire.h"
@@ -198,6 +199,9 @@ int peer_cloud_create(const struct peer_cloud_spec *spec,
 	if (r)
 		snprintf(err, err_size, "cannot write the admin account: %s",
 		         strerror(-r));
+	if (r == 0 && (r = peer_ca_create(&w, &ring, cloud_id)) != 0)
+		snprintf(err, err_size, "cannot create the cloud's CA: %s",
+		         strerror(-r));
 	peer_store_close(store);
 out:
 	mc_wipe(&id, sizeof(id));
@@ -349,6 +353,9 @@ int peer_access_keys_reseal(struct peer_writer *w,
 	 * it under us. */
 	int e = peer_store_list(w->store, PEER_KIND_ACCESS_KEY, false,
 	                        collect_key, &s);
+	if (e == 0)
+		e = peer_store_list(w->store, PEER_KIND_CA, false, collect_key,
+		                    &s);
 	for (size_t i = 0; i < s.n; i++) {
 		if (e == 0) {
 			int r = reseal_one(&s, &s.todo[i]);
@@ -358,5 +365,68 @@ int peer_access_keys_reseal(struct peer_writer *w,
 		peer_record_clear(&s.todo[i]);
 	}
 	free(s.todo);
+	return e;
+}
+
+int peer_ca_create(struct peer_writer *w, const struct peer_keyring *ring,
+                   const char *cloud_id)
+{
+	struct mc_buf cert, key, sealed, body;
+	char cn[96];
+	mc_buf_init(&cert);
+	mc_buf_init(&key);
+	mc_buf_init(&sealed);
+	mc_buf_init(&body);
+	snprintf(cn, sizeof(cn), "mallee cloud %.32s CA", cloud_id);
+	int r = api_pki_ca_create(cn, &cert, &key);
+	if (r == 0) {
+		mc_seal(&sealed, ring->keys[0], PEER_CA_ID, strlen(PEER_CA_ID),
+		        key.data, key.len);
+		mc_pack_map(&body, 2);
+		mc_pack_str(&body, "cert");
+		mc_pack_strn(&body, (const char *)cert.data, cert.len);
+		mc_pack_kv_bin(&body, "secret", sealed.data, sealed.len);
+		r = peer_records_put(w, PEER_KIND_CA, PEER_CA_ID, body.data,
+		                     body.len, NULL);
+	}
+	if (key.data)
+		mc_wipe(key.data, key.len);
+	mc_buf_free(&cert);
+	mc_buf_free(&key);
+	mc_buf_free(&sealed);
+	mc_buf_free(&body);
+	return r;
+}
+
+int peer_ca_load(struct peer_store *store, const struct peer_keyring *ring,
+                 char **cert_pem, char **key_pem)
+{
+	struct peer_record r;
+	*cert_pem = *key_pem = NULL;
+	int e = peer_store_get(store, PEER_KIND_CA, PEER_CA_ID, &r);
+	if (e)
+		return e;
+	struct mc_doc *doc = r.deleted ? NULL : mc_unpack(r.body, r.body_len);
+	const struct mc_val *v = doc ? mc_doc_root(doc) : NULL;
+	const uint8_t *cert, *sealed;
+	size_t cert_len, sealed_len;
+	e = -EINVAL;
+	if (v && mc_get_bytes(v, "cert", &cert, &cert_len) &&
+	    mc_get_bytes(v, "secret", &sealed, &sealed_len)) {
+		struct mc_buf plain;
+		mc_buf_init(&plain);
+		e = peer_access_key_open(ring, PEER_CA_ID, sealed, sealed_len,
+		                         &plain);
+		if (e == 0) {
+			*cert_pem = xstrndup((const char *)cert, cert_len);
+			*key_pem =
+			    xstrndup((const char *)plain.data, plain.len);
+		}
+		if (plain.data)
+			mc_wipe(plain.data, plain.len);
+		mc_buf_free(&plain);
+	}
+	mc_doc_free(doc);
+	peer_record_clear(&r);
 	return e;
 }

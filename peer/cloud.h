@@ -65,4 +65,17 @@ int peer_access_keys_reseal(struct peer_writer *w,
 void peer_user_id(const char *account, const char *user, char *out,
                   size_t size);
 
+/*
+ * The cloud's CA: a record (kind "ca", id "cloud") holding the certificate
+ * and the private key sealed under the cloud key, so any edge can issue its
+ * own certificate. Made at `mallee init`.
+ */
+#define PEER_KIND_CA "ca"
+#define PEER_CA_ID   "cloud"
+int peer_ca_create(struct peer_writer *w, const struct peer_keyring *ring,
+                   const char *cloud_id);
+/* Both PEM strings are fresh (caller frees; wipe the key). */
+int peer_ca_load(struct peer_store *store, const struct peer_keyring *ring,
+                 char **cert_pem, char **key_pem);
+
 #endif

@@ -10,7 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
-enum opt_kind { OPT_STR, OPT_BOOL, OPT_ADDR, OPT_LEVEL, OPT_PATH, OPT_UINT };
+enum opt_kind {
+	OPT_STR,
+	OPT_BOOL,
+	OPT_ADDR,
+	OPT_LEVEL,
+	OPT_PATH,
+	OPT_UINT,
+	OPT_CHOICE, /* one of the words in arg, "a|b|c" */
+};
 
 struct opt {
 	const char *name;
@@ -57,6 +65,9 @@ static const struct opt opts[] = {
     {"api-listen", OPT_ADDR, offsetof(struct peer_config, api_listen),
      sizeof(((struct peer_config *)0)->api_listen), "ADDR",
      "EC2 API address for --edge (default 127.0.0.1:8773)"},
+    {"api-tls", OPT_CHOICE, offsetof(struct peer_config, api_tls),
+     sizeof(((struct peer_config *)0)->api_tls), "auto|on|off",
+     "TLS on the API port (default auto: on, except on loopback)"},
     {"log-level", OPT_LEVEL, offsetof(struct peer_config, log_level), 0,
      "LEVEL", "debug, info, warn or error (default info)"},
     UINT_OPT("gossip-probe-ms", gossip_probe_ms,
@@ -85,6 +96,7 @@ void peer_config_defaults(struct peer_config *c)
 	         PEER_DEFAULT_GOSSIP_PORT);
 	snprintf(c->api_listen, sizeof(c->api_listen), "127.0.0.1:%d",
 	         PEER_DEFAULT_API_PORT);
+	snprintf(c->api_tls, sizeof(c->api_tls), "auto");
 	c->log_level = MC_LOG_INFO;
 }
 
@@ -176,6 +188,22 @@ static int set_opt(struct peer_config *c, const struct opt *o,
 			return -EINVAL;
 		}
 		break;
+	case OPT_CHOICE: {
+		size_t n = strlen(value);
+		const char *w = o->arg;
+		bool found = false;
+		while (*w && !found) {
+			size_t len = strcspn(w, "|");
+			found = len == n && strncmp(w, value, n) == 0;
+			w += len + (w[len] == '|');
+		}
+		if (!found || n == 0) {
+			snprintf(err, err_size, "--%s: \"%s\" is not one of %s",
+			         o->name, value, o->arg);
+			return -EINVAL;
+		}
+		break;
+	}
 	case OPT_STR:
 	case OPT_PATH:
 		break;

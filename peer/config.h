@@ -29,6 +29,7 @@ struct peer_config {
 	char listen[64];     /* gossip and RPC, UDP+TCP */
 	char advertise[64];  /* what others dial; default from listen */
 	char api_listen[64]; /* the EC2 API (edges only) */
+	char api_tls[8];     /* auto, on or off */
 	enum mc_log_level log_level;
 	/* Gossip timing (memberlist's LAN profile by default). */
 	uint32_t gossip_probe_ms;

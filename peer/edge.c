@@ -7,6 +7,9 @@
 #include "peer.h"
 #include "wire.h"
 
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,7 +71,7 @@ static int lookup_key(void *arg, const char *key_id, struct api_key_info *out)
 }
 
 static int record_get(void *arg, const char *kind, const char *id,
-		      uint8_t **body, size_t *len)
+                      uint8_t **body, size_t *len)
 {
 	struct peer *p = arg;
 	struct peer_record r;
@@ -101,9 +104,9 @@ static int list_one(const struct peer_record *r, void *arg)
 }
 
 static int record_list(void *arg, const char *kind, const char *prefix,
-		       int (*cb)(void *ctx, const char *id,
-				 const uint8_t *body, size_t len),
-		       void *ctx)
+                       int (*cb)(void *ctx, const char *id, const uint8_t *body,
+                                 size_t len),
+                       void *ctx)
 {
 	struct peer *p = arg;
 	struct list_ctx l = {.cb = cb, .ctx = ctx};
@@ -113,7 +116,7 @@ static int record_list(void *arg, const char *kind, const char *prefix,
 }
 
 static int record_put(void *arg, const char *kind, const char *id,
-		      const void *body, size_t len)
+                      const void *body, size_t len)
 {
 	struct peer *p = arg;
 	return peer_records_put(&p->writer, kind, id, body, len, NULL);
@@ -126,15 +129,93 @@ static int record_del(void *arg, const char *kind, const char *id)
 }
 
 static int zones(void *arg,
-		 int (*cb)(void *ctx, const char *zone, unsigned alive,
-			   unsigned hosts),
-		 void *ctx)
+                 int (*cb)(void *ctx, const char *zone, unsigned alive,
+                           unsigned hosts),
+                 void *ctx)
 {
 	struct peer *p = arg;
 	return peer_net_zones(p->net, cb, ctx);
 }
 
-int peer_edge_start(struct peer *p, char *err, size_t err_size)
+static bool is_loopback(const struct mc_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&a->ss)
+		                  ->sin_addr.s_addr) >>
+		        24) == 127;
+	return a->ss.ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(
+	           &((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+/* The host part of "HOST:PORT" or "[HOST]:PORT". */
+static void host_of(const struct mc_addr *a, char *out, size_t size)
+{
+	char text[80];
+	mc_addr_format(a, text, sizeof(text));
+	char *colon = strrchr(text, ':');
+	if (colon)
+		*colon = '\0';
+	char *h = text;
+	if (*h == '[') {
+		h++;
+		h[strcspn(h, "]")] = '\0';
+	}
+	snprintf(out, size, "%s", h);
+}
+
+/*
+ * Issues this edge's certificate from the cloud's CA for every name a
+ * client may dial, into DATA_DIR/edge.crt and edge.key. Returns 0, -ENOENT
+ * while the CA record has not arrived by gossip yet, or another error.
+ */
+static int issue_cert(struct peer *p, const struct mc_addr *listen)
+{
+	char *ca_cert, *ca_key;
+	int r = peer_ca_load(p->store, &p->keyring, &ca_cert, &ca_key);
+	if (r)
+		return r;
+	char listen_host[64], adv_host[64], hostname[64] = "";
+	struct mc_addr adv;
+	const char *names[5];
+	size_t n = 0;
+	host_of(listen, listen_host, sizeof(listen_host));
+	if (!mc_addr_is_any(listen))
+		names[n++] = listen_host;
+	if (mc_addr_parse(&adv, p->advertise, PEER_DEFAULT_GOSSIP_PORT) == 0) {
+		host_of(&adv, adv_host, sizeof(adv_host));
+		names[n++] = adv_host;
+	}
+	names[n++] = "localhost";
+	names[n++] = "127.0.0.1";
+	if (gethostname(hostname, sizeof(hostname) - 1) == 0 && hostname[0])
+		names[n++] = hostname;
+
+	struct mc_buf cert, key;
+	mc_buf_init(&cert);
+	mc_buf_init(&key);
+	r = api_pki_issue(ca_cert, ca_key, p->cfg.name, names, n, &cert, &key);
+	if (r == 0) {
+		/* The chain a client needs: this certificate, then the CA. */
+		mc_buf_append_str(&cert, ca_cert);
+		r = peer_write_file_atomic(p->cfg.data_dir, "edge.crt",
+		                           cert.data, cert.len, 0644);
+		if (r == 0)
+			r = peer_write_file_atomic(p->cfg.data_dir, "edge.key",
+			                           key.data, key.len, 0600);
+	}
+	mc_wipe(ca_key, strlen(ca_key));
+	free(ca_key);
+	free(ca_cert);
+	if (key.data)
+		mc_wipe(key.data, key.len);
+	mc_buf_free(&cert);
+	mc_buf_free(&key);
+	return r;
+}
+
+/* 0: serving; 1: waiting for the CA; negative: failed (err says why). */
+static int try_start(struct peer *p, char *err, size_t err_size)
 {
 	struct mc_addr addr;
 	char endpoint[96];
@@ -143,10 +224,28 @@ int peer_edge_start(struct peer *p, char *err, size_t err_size)
 		         p->cfg.api_listen);
 		return -EINVAL;
 	}
+	bool tls = strcmp(p->cfg.api_tls, "on") == 0 ||
+	           (strcmp(p->cfg.api_tls, "auto") == 0 && !is_loopback(&addr));
+	char *crt = NULL, *key = NULL;
+	if (tls) {
+		int r = issue_cert(p, &addr);
+		if (r == -ENOENT)
+			return 1;
+		if (r) {
+			snprintf(err, err_size,
+			         "cannot make the edge's TLS certificate: %s",
+			         strerror(-r));
+			return r;
+		}
+		crt = peer_datadir_path(p->cfg.data_dir, "edge.crt");
+		key = peer_datadir_path(p->cfg.data_dir, "edge.key");
+	}
 	mc_addr_format(&addr, endpoint, sizeof(endpoint));
 	struct api_edge_config cfg = {
 	    .region = p->region,
 	    .endpoint = endpoint,
+	    .tls_cert_file = crt,
+	    .tls_key_file = key,
 	    .throttle_rate = 200,
 	    .throttle_burst = 400,
 	};
@@ -161,17 +260,50 @@ int peer_edge_start(struct peer *p, char *err, size_t err_size)
 	};
 	int r = api_edge_start(&p->edge, p->loop,
 	                       (const struct sockaddr *)&addr.ss, &cfg, &cloud);
+	free(crt);
+	free(key);
 	if (r) {
 		snprintf(err, err_size, "EC2 API on %s: %s", p->cfg.api_listen,
-		         uv_strerror(r));
+		         r == -EINVAL ? "bad TLS certificate" : uv_strerror(r));
 		return r;
 	}
-	mc_info("edge", "serving the EC2 API on http://%s/", endpoint);
+	mc_info("edge", "serving the EC2 API on %s://%s/",
+	        tls ? "https" : "http", endpoint);
+	return 0;
+}
+
+static void on_edge_wait(uv_timer_t *t)
+{
+	struct peer *p = t->data;
+	char err[512];
+	int r = try_start(p, err, sizeof(err));
+	if (r == 1)
+		return; /* still waiting; the timer repeats */
+	uv_timer_stop(t);
+	if (r < 0)
+		mc_error("edge", "%s", err);
+}
+
+int peer_edge_start(struct peer *p, char *err, size_t err_size)
+{
+	int r = try_start(p, err, err_size);
+	if (r != 1)
+		return r;
+	/* A peer that just joined gets the CA by gossip in a moment. */
+	mc_info("edge", "waiting for the cloud's CA record to serve HTTPS");
+	uv_timer_init(p->loop, &p->edge_wait);
+	p->edge_wait.data = p;
+	p->edge_waiting = true;
+	uv_timer_start(&p->edge_wait, on_edge_wait, 500, 500);
 	return 0;
 }
 
 void peer_edge_stop(struct peer *p)
 {
+	if (p->edge_waiting) {
+		uv_close((uv_handle_t *)&p->edge_wait, NULL);
+		p->edge_waiting = false;
+	}
 	if (p->edge) {
 		api_edge_stop(p->edge, NULL, NULL);
 		p->edge = NULL;

@@ -44,6 +44,8 @@ struct peer {
 	struct peer_ctl *ctl;
 	struct peer_net *net;
 	struct api_edge *edge;
+	uv_timer_t edge_wait; /* until the CA record arrives */
+	bool edge_waiting;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t collect_timer;
 	uint64_t started_ms;
