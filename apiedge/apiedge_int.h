@@ -393,6 +393,38 @@ const struct api_action *api_action_find(const char *name);
 
 int api_action_describe_regions(struct api_call *call);
 int api_action_get_caller_identity(struct api_call *call);
+/* Key pairs (action_keypair.c). */
+int api_action_create_key_pair(struct api_call *call);
+int api_action_delete_key_pair(struct api_call *call);
+int api_action_describe_key_pairs(struct api_call *call);
+int api_action_import_key_pair(struct api_call *call);
+/* Images (action_image.c). */
+int api_action_deregister_image(struct api_call *call);
+int api_action_describe_images(struct api_call *call);
+int api_action_register_image(struct api_call *call);
+/* Zones, account attributes, the describes of resources to come
+ * (action_describe.c) and instance types (action_instance_types.c). */
+int api_action_describe_account_attributes(struct api_call *call);
+int api_action_describe_addresses(struct api_call *call);
+int api_action_describe_availability_zones(struct api_call *call);
+int api_action_describe_instance_status(struct api_call *call);
+int api_action_describe_instance_types(struct api_call *call);
+int api_action_describe_instances(struct api_call *call);
+int api_action_describe_volumes(struct api_call *call);
+/* The default VPC (action_vpc.c), security groups (action_group*.c) and
+ * tags (action_tags.c). */
+int api_action_describe_subnets(struct api_call *call);
+int api_action_describe_vpcs(struct api_call *call);
+int api_action_authorize_security_group_egress(struct api_call *call);
+int api_action_authorize_security_group_ingress(struct api_call *call);
+int api_action_create_security_group(struct api_call *call);
+int api_action_delete_security_group(struct api_call *call);
+int api_action_describe_security_groups(struct api_call *call);
+int api_action_revoke_security_group_egress(struct api_call *call);
+int api_action_revoke_security_group_ingress(struct api_call *call);
+int api_action_create_tags(struct api_call *call);
+int api_action_delete_tags(struct api_call *call);
+int api_action_describe_tags(struct api_call *call);
 
 /* ---- Resources (resource.c) -------------------------------------------- */
 
@@ -521,6 +553,249 @@ int api_page_parse(struct api_call *call, struct api_page *pg, size_t lo,
 bool api_page_take(struct api_page *pg, const char *resid);
 /* <nextToken> when there was more. */
 void api_page_xml_next(struct mc_buf *out, const struct api_page *pg);
+
+/*
+ * A copy of the caller's records of kind, in id order (res_snapshot.c).
+ * The peer's store cannot list inside a list's callback (it answers
+ * -EBUSY), so a describe that loads tags or other records per resource
+ * walks a snapshot instead of calling them from api_res_each.
+ */
+struct api_res_snapshot {
+	struct {
+		char *resid;        /* the part after "account:" */
+		struct mc_doc *doc; /* the decoded body */
+	} *items;
+	size_t n;
+};
+
+/* 0, or the cloud's negative errno (nothing to free then). */
+int api_res_snapshot_take(const struct api_call *call, const char *kind,
+                          struct api_res_snapshot *out);
+void api_res_snapshot_free(struct api_res_snapshot *s);
+
+/* ---- Key pairs (keypair_crypto.c, action_keypair.c) -------------------- */
+
+#define API_PUBLIC_KEY_MAX  16384 /* ImportKeyPair's material, decoded */
+#define API_FINGERPRINT_MAX 64    /* SHA-1 colon hex is 59 characters */
+
+enum api_key_type { API_KEY_RSA, API_KEY_ED25519 };
+
+/* A key pair's keys as EC2 shows them; api_key_material_free wipes. */
+struct api_key_material {
+	enum api_key_type type;
+	char fingerprint[API_FINGERPRINT_MAX]; /* EC2's, see keypair_crypto.c */
+	char *public_line; /* "ssh-rsa AAAA..." without a comment */
+	char *private_pem; /* generated keys only: PKCS#1 or OpenSSH PEM */
+};
+
+/* A new RSA-2048 or ED25519 key (comment goes in OpenSSH's format).
+ * 0 or a negative errno. */
+int api_keypair_generate(enum api_key_type type, const char *comment,
+                         struct api_key_material *out);
+/*
+ * Reads a public key: an OpenSSH line, RFC 4716, PEM or DER (SPKI or
+ * PKCS#1). 0; -EINVAL malformed; -ENOTSUP neither RSA nor ED25519;
+ * -ERANGE an RSA size outside 1024..16384 bits.
+ */
+int api_keypair_import(const void *material, size_t n,
+                       struct api_key_material *out);
+void api_key_material_free(struct api_key_material *m);
+/*
+ * The caller's key pair named name (or, with name NULL, whose id is id):
+ * its record (keys "name", "id", "type", "fingerprint", "public_key" as an
+ * OpenSSH line, "created" in ms), freed with mc_doc_free. 0, -ENOENT, or
+ * another negative errno.
+ */
+int api_key_pair_load(const struct api_call *call, const char *name,
+                      const char *id, struct mc_doc **out);
+
+/*
+ * The id of the account's default VPC (action_vpc.c), derived from the
+ * account id so every edge names it alike; DescribeAccountAttributes
+ * reports it as default-vpc.
+ */
+void api_default_vpc_id(const struct api_call *call, char out[32]);
+
+/*
+ * EC2's id of a zone (action_describe.c): "us-east-1a" in region
+ * "us-east-1" is "use1-az1"; a zone not named after its region keeps its
+ * name after the region's abbreviation ("use1-rack-7").
+ */
+void api_zone_id(const char *region, const char *zone, char *out,
+                 size_t size);
+
+/* ---- Instance types (action_instance_types.c) --------------------------- */
+
+struct api_instance_type {
+	const char *name; /* "t3.micro" */
+	unsigned vcpus, cores, threads_per_core;
+	unsigned mib;
+	bool current_generation, free_tier, burstable;
+	const char *hypervisor; /* "nitro" or "xen", as EC2 reports them */
+	const char *network_performance;
+	unsigned max_enis, ipv4_per_eni;
+};
+
+/* The type of that name, or NULL; the table is static. */
+const struct api_instance_type *api_instance_type_find(const char *name);
+/* The whole table, sorted by name. */
+const struct api_instance_type *api_instance_types(size_t *n);
+
+/* ---- The default VPC and its subnets (action_vpc.c) -------------------- */
+
+#define API_DEFAULT_CIDR  "172.31.0.0/16" /* every account's default VPC */
+#define API_ZONES_MAX     16              /* default /20 subnets a /16 holds */
+#define API_ZONE_NAME_MAX 64
+
+/* prefix + "-" + 17 hex digits of a hash of seed: an id every edge
+ * derives alike, for resources that exist without records. */
+void api_res_derived_id(const char *prefix, const char *seed, char *out,
+                        size_t size);
+
+/* A default subnet: one per zone, 172.31.(16k).0/20 for the k-th zone in
+ * name order (zones past API_ZONES_MAX get none). */
+struct api_subnet {
+	char id[32];
+	char zone[API_ZONE_NAME_MAX];
+	char zone_id[API_ZONE_NAME_MAX + 16];
+	char cidr[20];
+};
+
+/* Fills up to max subnets of the caller's account; returns the count. */
+size_t api_default_subnets(const struct api_call *call, struct api_subnet *out,
+                           size_t max);
+
+/* ---- Tags and filters (action_tags.c) ----------------------------------- */
+
+/* A filter name and the value it tests (NULL matches nothing). */
+struct api_field {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * Matches every filter of fs: tag filters against tags, the others
+ * against the field of the same name. *match is true when all match;
+ * -1 with InvalidParameterValue in call->err for a name that is neither.
+ */
+int api_filters_match(struct api_call *call, const struct api_filters *fs,
+                      const struct api_field *fields, size_t n,
+                      const struct api_tags *tags, bool *match);
+
+/* Many resources' tags at once, sorted by resource then key. */
+struct api_tag_rec {
+	char *resid, *type, *key, *value; /* one block, freed by resid */
+};
+
+struct api_tag_index {
+	struct api_tag_rec *items;
+	size_t n, cap;
+};
+
+/* Appends the account's tags of resources whose id starts with
+ * resid_prefix ("" for all, "sg-" for groups, "sg-X:" for one group
+ * exactly); zero-initialise ix first, sort after the last add. */
+int api_tag_index_add(const struct api_call *call, const char *resid_prefix,
+                      struct api_tag_index *ix);
+void api_tag_index_sort(struct api_tag_index *ix);
+/* The tags of resid (sorted by key) from a sorted index. */
+void api_tag_index_get(const struct api_tag_index *ix, const char *resid,
+                       struct api_tags *out);
+void api_tag_index_free(struct api_tag_index *ix);
+
+/*
+ * Whether id names a resource of the caller's account (sg-, ami-, key-,
+ * vpc-, subnet-, i-), and EC2's resource type for its tags. 0, or -1
+ * with EC2's Malformed / NotFound / InvalidID code in call->err.
+ */
+int api_resource_check(struct api_call *call, const char *id,
+                       const char **rtype);
+
+/* ---- Security groups (action_group*.c) ---------------------------------- */
+
+#define API_KIND_GROUP_RULE "security-group-rule" /* account:sg-...:sgr-... */
+#define API_KIND_GROUP_NAME "security-group-name" /* account:hash(name) */
+#define API_GROUP_TEXT_MAX  (255 * 4 + 1)         /* 255 characters of UTF-8 */
+#define API_GROUP_RULES_MAX 60 /* per direction: EC2's default quota */
+
+struct api_group {
+	char id[API_RES_ID_MAX];
+	char name[API_GROUP_TEXT_MAX];
+	char description[API_GROUP_TEXT_MAX];
+	char vpc_id[32];
+};
+
+/* Characters (not bytes) of a UTF-8 string. */
+size_t api_utf8_chars(const char *s);
+void api_default_group_id(const struct api_call *call, char out[32]);
+/* Creates the account's default group unless it exists; out may be NULL.
+ * 0 or the cloud's negative errno. */
+int api_group_default(struct api_call *call, struct api_group *out);
+/* The caller's group by id or by name (the default one is created on
+ * first use); out may be NULL. 0, -ENOENT, or another negative errno. */
+int api_group_get(struct api_call *call, const char *id, struct api_group *out);
+int api_group_by_name(struct api_call *call, const char *name,
+                      struct api_group *out);
+/* The group a request names by GroupId or GroupName; 0 or -1 with
+ * call->err (MissingParameter, InvalidGroup.NotFound...). */
+int api_group_param(struct api_call *call, struct api_group *out);
+
+enum api_rule_peer {
+	API_PEER_CIDR,
+	API_PEER_CIDR6,
+	API_PEER_GROUP,
+	API_PEER_PREFIX_LIST,
+};
+
+/* One rule: one protocol and port range to or from one peer. */
+struct api_rule {
+	char id[32]; /* "sgr-...", derived from all the fields below but
+	              * the description */
+	char group_id[32];
+	bool egress;
+	char proto[8]; /* tcp, udp, icmp, icmpv6, -1, or a number */
+	int from, to;  /* ports, ICMP type and code; -1 when none */
+	enum api_rule_peer peer;
+	char target[64]; /* CIDR, group id or prefix list id */
+	char user_id[API_ACCOUNT_ID_LEN + 1]; /* a group peer's owner */
+	char *group_name;                     /* a group peer's; owned */
+	char *description;                    /* owned; may be NULL */
+};
+
+/* Rules, sorted (api_rules_sort) by group, direction, protocol, ports,
+ * peer. */
+struct api_rules {
+	struct api_rule *items;
+	size_t n, cap;
+};
+
+void api_rule_set_id(const struct api_call *call, struct api_rule *r);
+int api_rule_store(const struct api_call *call, const struct api_rule *r);
+int api_rule_remove(const struct api_call *call, const struct api_rule *r);
+bool api_rule_exists(const struct api_call *call, const struct api_rule *r);
+bool api_rule_has_ports(const struct api_rule *r);
+void api_rule_clear(struct api_rule *r);
+/* Appends the rules of group_id, or of every group with NULL. */
+int api_rules_add(const struct api_call *call, const char *group_id,
+                  struct api_rules *out);
+void api_rules_sort(struct api_rules *rs);
+void api_rules_free(struct api_rules *rs);
+/* The rules of group_id in a sorted list (*count of them). */
+const struct api_rule *api_rules_find(const struct api_rules *rs,
+                                      const char *group_id, size_t *count);
+/* <tag> with one IpPermission item per protocol and ports of the
+ * direction (rules sorted). */
+void api_rules_xml(struct mc_buf *o, const char *tag,
+                   const struct api_rule *rules, size_t n, bool egress);
+void api_permission_xml(struct mc_buf *o, const struct api_rule *rules,
+                        size_t n);
+/* One securityGroupRuleSet item. */
+void api_rule_set_xml(struct mc_buf *o, const struct api_call *call,
+                      const struct api_rule *r);
+/* The ip-permission.* and egress.ip-permission.* filters: 1 when f is
+ * one (and *match says whether any rule of its direction matches). */
+int api_rule_filter(const struct api_filter *f, const struct api_rule *rules,
+                    size_t n, bool *match);
 
 /* The EC2 API version echoed when the request names none. */
 #define API_DEFAULT_VERSION "2016-11-15"

@@ -30,8 +30,36 @@ struct api_edge {
 
 /* Sorted by name; each family of actions adds its rows here. */
 static const struct api_action actions[] = {
+    {"AuthorizeSecurityGroupEgress",
+     api_action_authorize_security_group_egress},
+    {"AuthorizeSecurityGroupIngress",
+     api_action_authorize_security_group_ingress},
+    {"CreateKeyPair", api_action_create_key_pair},
+    {"CreateSecurityGroup", api_action_create_security_group},
+    {"CreateTags", api_action_create_tags},
+    {"DeleteKeyPair", api_action_delete_key_pair},
+    {"DeleteSecurityGroup", api_action_delete_security_group},
+    {"DeleteTags", api_action_delete_tags},
+    {"DeregisterImage", api_action_deregister_image},
+    {"DescribeAccountAttributes", api_action_describe_account_attributes},
+    {"DescribeAddresses", api_action_describe_addresses},
+    {"DescribeAvailabilityZones", api_action_describe_availability_zones},
+    {"DescribeImages", api_action_describe_images},
+    {"DescribeInstanceStatus", api_action_describe_instance_status},
+    {"DescribeInstanceTypes", api_action_describe_instance_types},
+    {"DescribeInstances", api_action_describe_instances},
+    {"DescribeKeyPairs", api_action_describe_key_pairs},
     {"DescribeRegions", api_action_describe_regions},
+    {"DescribeSecurityGroups", api_action_describe_security_groups},
+    {"DescribeSubnets", api_action_describe_subnets},
+    {"DescribeTags", api_action_describe_tags},
+    {"DescribeVolumes", api_action_describe_volumes},
+    {"DescribeVpcs", api_action_describe_vpcs},
     {"GetCallerIdentity", api_action_get_caller_identity},
+    {"ImportKeyPair", api_action_import_key_pair},
+    {"RegisterImage", api_action_register_image},
+    {"RevokeSecurityGroupEgress", api_action_revoke_security_group_egress},
+    {"RevokeSecurityGroupIngress", api_action_revoke_security_group_ingress},
 };
 
 static int action_cmp(const void *key, const void *elem)
