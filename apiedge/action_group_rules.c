@@ -224,7 +224,8 @@ const struct api_rule *api_rules_find(const struct api_rules *rs,
 	while (end < rs->n && strcmp(rs->items[end].group_id, group_id) == 0)
 		end++;
 	*count = end - lo;
-	return rs->items + lo;
+	/* An empty set may have no array at all; NULL + 0 is undefined. */
+	return rs->items ? rs->items + lo : NULL;
 }
 
 bool api_rule_has_ports(const struct api_rule *r)

@@ -9,6 +9,7 @@
 #include "apiedge.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct fake_cloud {
 	} keys[4];
 	size_t n_keys;
 	unsigned puts, dels;
+	bool listing; /* the store refuses a list inside a list: so do we */
 };
 
 static int fake_cmp(const char *k1, const char *i1, const char *k2,
@@ -97,17 +99,20 @@ static int fake_list(void *arg, const char *kind, const char *prefix,
 {
 	struct fake_cloud *c = arg;
 	size_t pos, n = strlen(prefix);
+	if (c->listing)
+		return -EBUSY;
+	c->listing = true;
 	fake_find(c, kind, prefix, &pos);
-	for (; pos < c->n; pos++) {
+	int e = 0;
+	for (; pos < c->n && e == 0; pos++) {
 		struct fake_record *r = &c->recs[pos];
 		if (strcmp(r->kind, kind) != 0 ||
 		    strncmp(r->id, prefix, n) != 0)
 			break;
-		int e = cb(ctx, r->id, r->body, r->len);
-		if (e)
-			return e;
+		e = cb(ctx, r->id, r->body, r->len);
 	}
-	return 0;
+	c->listing = false;
+	return e;
 }
 
 static int fake_put(void *arg, const char *kind, const char *id,
