@@ -226,7 +226,8 @@ int api_action_create_key_pair(struct api_call *call)
 	char resid[API_RES_ID_MAX * 4];
 	if (key_pair_check(call, kp->name, resid, sizeof(resid)) < 0)
 		goto out;
-	int r = api_keypair_generate(strcmp(type, "rsa") == 0 ? API_KEY_RSA
+	int r = api_keypair_generate(call->keypool,
+	                             strcmp(type, "rsa") == 0 ? API_KEY_RSA
 	                                                      : API_KEY_ED25519,
 	                             kp->name, &m);
 	if (r < 0) {

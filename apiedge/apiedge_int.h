@@ -374,7 +374,8 @@ struct api_call {
 	const char *action;
 	const char *version; /* as sent, or the default */
 	char request_id[37];
-	struct mc_buf *out; /* the response body */
+	struct mc_buf *out;          /* the response body */
+	struct api_keypool *keypool; /* RSA keys made ahead (may be NULL) */
 	struct api_error err;
 };
 
@@ -564,7 +565,7 @@ struct api_res_snapshot {
 	struct {
 		char *resid;        /* the part after "account:" */
 		struct mc_doc *doc; /* the decoded body */
-	} *items;
+	} * items;
 	size_t n;
 };
 
@@ -590,8 +591,16 @@ struct api_key_material {
 
 /* A new RSA-2048 or ED25519 key (comment goes in OpenSSH's format).
  * 0 or a negative errno. */
-int api_keypair_generate(enum api_key_type type, const char *comment,
-                         struct api_key_material *out);
+/* RSA keys made ahead on libuv's thread pool (keypool.c). */
+struct api_keypool;
+struct evp_pkey_st;
+struct api_keypool *api_keypool_new(uv_loop_t *loop, unsigned target);
+/* A ready key (the caller owns it) or NULL when the pool is empty. */
+struct evp_pkey_st *api_keypool_take(struct api_keypool *p);
+void api_keypool_free(struct api_keypool *p);
+
+int api_keypair_generate(struct api_keypool *pool, enum api_key_type type,
+                         const char *comment, struct api_key_material *out);
 /*
  * Reads a public key: an OpenSSH line, RFC 4716, PEM or DER (SPKI or
  * PKCS#1). 0; -EINVAL malformed; -ENOTSUP neither RSA nor ED25519;
@@ -621,8 +630,7 @@ void api_default_vpc_id(const struct api_call *call, char out[32]);
  * "us-east-1" is "use1-az1"; a zone not named after its region keeps its
  * name after the region's abbreviation ("use1-rack-7").
  */
-void api_zone_id(const char *region, const char *zone, char *out,
-                 size_t size);
+void api_zone_id(const char *region, const char *zone, char *out, size_t size);
 
 /* ---- Instance types (action_instance_types.c) --------------------------- */
 

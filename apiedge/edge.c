@@ -24,6 +24,7 @@ struct api_edge {
 	struct api_http_server *http;
 	struct api_throttle *throttle;
 	struct api_tls *tls;
+	struct api_keypool *keypool;
 	void (*done)(void *);
 	void *done_arg;
 };
@@ -170,6 +171,7 @@ static enum api_http_result edge_handle(void *arg,
 	    .params = &params,
 	    .auth = &auth,
 	    .out = &resp->body,
+	    .keypool = e->keypool,
 	};
 	memset(&auth, 0, sizeof(auth));
 	api_params_init(&params);
@@ -270,6 +272,7 @@ int api_edge_start(struct api_edge **out, uv_loop_t *loop,
 {
 	struct api_edge *e = xcalloc(1, sizeof(*e));
 	e->loop = loop;
+	e->keypool = api_keypool_new(loop, 4);
 	config_copy(&e->cfg, cfg);
 	e->cloud = *cloud;
 	if (cfg->throttle_rate > 0)
@@ -326,6 +329,7 @@ static void on_http_closed(void *arg)
 	void *done_arg = e->done_arg;
 	api_throttle_free(e->throttle);
 	api_tls_free(e->tls);
+	api_keypool_free(e->keypool);
 	free((char *)e->cfg.region);
 	free((char *)e->cfg.endpoint);
 	free(e);

@@ -458,14 +458,19 @@ static int ed25519_private(EVP_PKEY *pkey, const char *comment,
 	return 0;
 }
 
-int api_keypair_generate(enum api_key_type type, const char *comment,
-                         struct api_key_material *out)
+int api_keypair_generate(struct api_keypool *pool, enum api_key_type type,
+                         const char *comment, struct api_key_material *out)
 {
 	memset(out, 0, sizeof(*out));
-	EVP_PKEY *pkey =
-	    type == API_KEY_RSA
-	        ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
-	        : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	EVP_PKEY *pkey = NULL;
+	if (type == API_KEY_RSA) {
+		pkey = api_keypool_take(pool);
+		if (!pkey)
+			pkey =
+			    EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	} else {
+		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	}
 	if (!pkey)
 		return -ENOMEM;
 	int r = describe_public(pkey, false, out);
