@@ -23,6 +23,8 @@ int api_action_describe_regions(struct api_call *call)
 	bool show = n == 0;
 	for (size_t i = 0; i < n; i++)
 		show |= strcmp(names[i], region) == 0;
+	if (api_dry_run(call))
+		return -1;
 
 	struct api_filters filters;
 	if (api_filters_parse(call->params, &filters, &call->err) < 0)

@@ -25,6 +25,8 @@ struct api_edge {
 	struct api_throttle *throttle;
 	struct api_tls *tls;
 	struct api_keypool *keypool;
+	uint8_t request_base[16]; /* request ids: this, xor a counter */
+	uint64_t requests;
 	void (*done)(void *);
 	void *done_arg;
 };
@@ -90,10 +92,17 @@ static bool path_served(const char *path)
 	return false;
 }
 
-static void request_id_new(char out[37])
+/*
+ * Request ids need to be unique, not secret: a random base drawn once per
+ * process and a counter, so a request costs no getrandom(2).
+ */
+static void request_id_new(struct api_edge *e, char out[37])
 {
 	uint8_t r[16];
-	mc_random(r, sizeof(r));
+	uint64_t n = ++e->requests;
+	memcpy(r, e->request_base, sizeof(r));
+	for (int i = 0; i < 8; i++)
+		r[15 - i] ^= (uint8_t)(n >> (8 * i));
 	r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
 	r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	char hex[33];
@@ -175,7 +184,7 @@ static enum api_http_result edge_handle(void *arg,
 	};
 	memset(&auth, 0, sizeof(auth));
 	api_params_init(&params);
-	request_id_new(call.request_id);
+	request_id_new(e, call.request_id);
 	api_http_response_header(resp, "Content-Type",
 	                         "text/xml;charset=UTF-8");
 	api_http_response_header(resp, "x-amzn-RequestId", call.request_id);
@@ -229,7 +238,7 @@ static enum api_http_result edge_handle(void *arg,
 /* The body of errors the HTTP layer answers by itself. */
 static void edge_error_body(void *arg, struct api_http_response *resp)
 {
-	(void)arg;
+	struct api_edge *e = arg;
 	const char *code;
 	switch (resp->status) {
 	case 408:
@@ -249,7 +258,7 @@ static void edge_error_body(void *arg, struct api_http_response *resp)
 		break;
 	}
 	char id[37];
-	request_id_new(id);
+	request_id_new(e, id);
 	api_http_response_header(resp, "Content-Type",
 	                         "text/xml;charset=UTF-8");
 	api_xml_error(&resp->body, code, api_http_reason(resp->status), id);
@@ -273,6 +282,7 @@ int api_edge_start(struct api_edge **out, uv_loop_t *loop,
 	struct api_edge *e = xcalloc(1, sizeof(*e));
 	e->loop = loop;
 	e->keypool = api_keypool_new(loop, 4);
+	mc_random(e->request_base, sizeof(e->request_base));
 	config_copy(&e->cfg, cfg);
 	e->cloud = *cloud;
 	if (cfg->throttle_rate > 0)

@@ -8,9 +8,12 @@ profile, encryption on) and a mallee cluster on loopback addresses
   detect   kill -9 of one member -> every other member marks it failed
   dissem   one new user event (serf) / record (mallee) -> every other member
            has it
-  bytes/s  gossip bytes sent per member per second at steady state (nftables
-           counters on the member's source address, UDP+TCP, IP bytes)
-  RSS      VmRSS per member process at steady state
+  bytes/s  gossip bytes sent per member per second at steady state, UDP and
+           TCP, IP bytes, over a 30 s window (one push-pull period), from
+           nftables counters in an output-hook chain: bytes from the
+           member's address, plus bytes to it from outside the cluster's
+           /24 (both serf and mallee dial TCP streams from 127.0.0.1)
+  RSS      VmRSS per member process at steady state (and its RssAnon part)
 
 It prints a table of the medians over --runs runs and one JSON line with all
 figures and the ratios mallee/serf. The side that goes first alternates
@@ -24,13 +27,13 @@ pipe and stamped on arrival (wall clock, ms). serf's event handlers also
 stamp member-failed and user events into a per-agent file; the serf agent
 coalesces member events (1 s quiescent period, up to 3 s), so the handler
 figure for detection carries that delay and is reported apart
-("serf_detect_handler"); the primary serf detection figure is the
+("detect_alt_ms", "serf handler detect"); the primary serf detection figure is the
 "serf: EventMemberFailed" log line, the moment serf itself marks the member
 failed. User events are sent with -coalesce=false, so their handler stamps
 are the primary serf dissemination figure.
 
 Usage: bench/gossip_vs_serf.py [--sizes 10,30,50] [--runs 5] [--quick]
-       [--mallee PATH] [--window 20] [--keep-logs DIR]
+       [--mallee PATH] [--window 30] [--keep-logs DIR]
 """
 
 import argparse
@@ -213,11 +216,12 @@ def nft_delete(table):
 
 # ---------------------------------------------------------------- helpers
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """A /proc/PID/status memory field in KiB (VmRSS, RssAnon, RssFile)."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -347,14 +351,23 @@ class Cluster:
         else:
             res["bytes_s"] = None
         if own0 and own1:
-            per = [(own1[i] - own0[i]) / (t_own1 - t_own0) for i in range(self.n)
-                   if own0[i] is not None and own1[i] is not None]
-            res["self_bytes_out_s"] = round(median(per), 1) if per else None
+            # mallee's own counters: UDP payload bytes out, and stream bytes
+            # (TCP, both directions: each exchange is counted by both ends)
+            ok = [i for i in range(self.n) if own0[i] and own1[i]]
+            dto = t_own1 - t_own0
+            udp = [(own1[i][0] - own0[i][0]) / dto for i in ok]
+            tcp = [(own1[i][1] - own0[i][1]) / dto for i in ok]
+            res["self_bytes_out_s"] = round(median(udp), 1) if udp else None
+            res["self_stream_bytes_s"] = round(sum(tcp) / 2 / len(ok), 1) if ok else None
             if not use_nft:
-                res["bytes_s"] = res["self_bytes_out_s"]
+                res["bytes_s"] = round(sum(udp) / len(ok) + res["self_stream_bytes_s"], 1)
         rss = [rss_kib(p) for p in self.pids()]
         res["rss_kib"] = median(rss)
         res["rss_kib_max"] = max([r for r in rss if r is not None], default=None)
+        # the part of RSS that is the process's own (heap, stacks), apart
+        # from the shared-library and binary pages (RssFile)
+        res["rss_anon_kib"] = median([rss_kib(p, "RssAnon") for p in self.pids()])
+        res["rss_file_kib"] = median([rss_kib(p, "RssFile") for p in self.pids()])
         self.check_alive("after the steady-state window")
 
         # dissemination: one new broadcast, from member 0
@@ -382,6 +395,11 @@ class Cluster:
                 if len(lat2) == len(others) else None
         time.sleep(2.0)  # let the broadcast's retransmissions drain
         self.check_alive("before the kill")
+        h = self.health()
+        if h:
+            # Lifeguard local health (0 = healthy): a peer with a raised score
+            # probes more slowly, which shows in detection times
+            res["health_max_before_kill"] = max(h)
 
         # failure detection: kill -9 the last member
         victim = self.n - 1
@@ -435,6 +453,9 @@ class Cluster:
             return []
 
     def broadcast_times_alt(self, run_no):
+        return None
+
+    def health(self):
         return None
 
     def failed_times_alt(self, victim):
@@ -674,10 +695,21 @@ class MalleeCluster(Cluster):
         return len(self.done)
 
     def self_bytes_out(self):
+        """Per peer: the gossip layer's own bytes_out + stream_bytes."""
         out = []
         for i in range(self.n):
             st = self.status(i)
-            out.append(st["gossip"]["bytes_out"] if st and "gossip" in st else None)
+            g = st.get("gossip") if st else None
+            out.append((g.get("bytes_out", 0), g.get("stream_bytes", 0))
+                       if g else None)
+        return out
+
+    def health(self):
+        out = []
+        for i in range(self.n):
+            st = self.status(i)
+            if st and "gossip" in st:
+                out.append(st["gossip"].get("health", 0))
         return out
 
     def _poll(self):
@@ -788,6 +820,7 @@ METRICS = [  # key, label, unit
     ("dissem_p50_ms", "dissem (p50 member)", "ms"),
     ("bytes_s", "bytes/s per member", "B/s"),
     ("rss_kib", "RSS per member", "KiB"),
+    ("rss_anon_kib", "  of which anonymous", "KiB"),
 ]
 
 
@@ -799,7 +832,9 @@ def summarize(results_by_size):
             rs = [r for r in runs if r["side"] == side]
             d = {}
             for key in [m[0] for m in METRICS] + ["detect_alt_ms", "dissem_alt_ms",
-                                                 "self_bytes_out_s", "converge_s"]:
+                                                 "self_bytes_out_s", "converge_s",
+                                                 "self_stream_bytes_s",
+                                                 "bytes_s_bound_p50", "rss_file_kib"]:
                 vals = [r.get(key) for r in rs if r.get(key) is not None]
                 d[key] = round(median(vals), 1) if vals else None
             d["runs_ok"] = sum(1 for r in rs if "error" not in r)
@@ -827,6 +862,9 @@ def print_table(summary, use_nft):
         print("%-5d %-22s %12s %12s" % (
             n, "serf handler detect", "-" if s["serf"]["detect_alt_ms"] is None
             else "%.0f ms" % s["serf"]["detect_alt_ms"], ""))
+        ts = s["mallee"].get("self_stream_bytes_s")
+        print("%-5d %-22s %12s %12s" % (
+            n, "mallee stream B/s", "", "-" if ts is None else "%.0f B/s" % ts))
         print("%-5d %-22s %12s %12s" % (
             n, "runs ok", "%d/%d" % (s["serf"]["runs_ok"], s["serf"]["runs"]),
             "%d/%d" % (s["mallee"]["runs_ok"], s["mallee"]["runs"])))
@@ -842,8 +880,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="N=10, 2 runs")
     ap.add_argument("--mallee", default=None,
                     help="mallee binary (default: $MALLEE, /tmp/bbench/mallee, build/mallee)")
-    ap.add_argument("--window", type=float, default=20.0,
-                    help="steady-state measuring window, s (default 20)")
+    ap.add_argument("--window", type=float, default=30.0,
+                    help="steady-state measuring window, s (default 30: one "
+                         "push-pull period of the LAN profile, so that each "
+                         "member's periodic TCP anti-entropy is counted)")
     ap.add_argument("--settle", type=float, default=5.0,
                     help="wait after convergence before measuring, s (default 5)")
     ap.add_argument("--event-timeout", type=float, default=30.0)
@@ -875,8 +915,8 @@ def main():
     if opts.keep_logs:
         os.makedirs(opts.keep_logs, exist_ok=True)
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
     use_nft = nft_available()
     if not use_nft:
         log("nft unavailable: bytes/s from mallee's own counters only")

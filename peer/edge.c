@@ -18,9 +18,43 @@
  * Finds an active access key and opens its sealed secret with any key of
  * the ring (a rotation may be half-way).
  */
+static int lookup_key_store(struct peer *p, const char *key_id,
+                            struct api_key_info *out);
+
+/*
+ * Verified keys are kept for a second: the store read and the unsealing
+ * cost more than the rest of a small request, and a second is well inside
+ * what revocation promises ("within seconds").
+ */
+#define KEY_CACHE_MS 1000
+
 static int lookup_key(void *arg, const char *key_id, struct api_key_info *out)
 {
 	struct peer *p = arg;
+	uint64_t now = uv_now(p->loop);
+	unsigned slot = 0;
+	for (unsigned i = 0; i < PEER_KEY_CACHE; i++) {
+		struct peer_key_cache *c = &p->key_cache[i];
+		if (c->until > now && strcmp(c->key_id, key_id) == 0) {
+			*out = c->info;
+			return 0;
+		}
+		if (c->until < p->key_cache[slot].until)
+			slot = i;
+	}
+	int r = lookup_key_store(p, key_id, out);
+	if (r == 0 && strlen(key_id) < sizeof(p->key_cache[0].key_id)) {
+		struct peer_key_cache *c = &p->key_cache[slot];
+		snprintf(c->key_id, sizeof(c->key_id), "%s", key_id);
+		c->info = *out;
+		c->until = now + KEY_CACHE_MS;
+	}
+	return r;
+}
+
+static int lookup_key_store(struct peer *p, const char *key_id,
+                            struct api_key_info *out)
+{
 	struct peer_record r;
 	int e;
 
@@ -300,6 +334,7 @@ int peer_edge_start(struct peer *p, char *err, size_t err_size)
 
 void peer_edge_stop(struct peer *p)
 {
+	mc_wipe(p->key_cache, sizeof(p->key_cache));
 	if (p->edge_waiting) {
 		uv_close((uv_handle_t *)&p->edge_wait, NULL);
 		p->edge_waiting = false;

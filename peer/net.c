@@ -156,57 +156,6 @@ static bool gossip_user(void *ctx, const char *key, const uint8_t *body,
 	return fresh;
 }
 
-void peer_net_publish(struct peer_net *n, const struct peer_record *r)
-{
-	struct mc_buf b;
-	char key[33];
-	mc_buf_init(&b);
-	peer_record_pack(&b, r);
-	if (b.len > GOSSIP_USER_MAX) {
-		mc_buf_reset(&b);
-		mc_pack_map(&b, 5);
-		mc_pack_kv_str(&b, "hint", n->p->advertise);
-		mc_pack_kv_str(&b, "k", r->kind);
-		mc_pack_kv_str(&b, "i", r->id);
-		mc_pack_kv_uint(&b, "h", r->hlc);
-		mc_pack_kv_str(&b, "w", r->writer);
-	}
-	broadcast_key(r->kind, r->id, key);
-	gossip_broadcast_user(n->g, key, b.data, b.len);
-	mc_buf_free(&b);
-	net_rearm(n);
-}
-
-static void publish_hook(void *arg, const struct peer_record *r)
-{
-	peer_net_publish(arg, r);
-}
-
-static void alloc_rx(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct peer_net *n = h->data;
-	(void)suggested;
-	buf->base = (char *)n->rx;
-	buf->len = sizeof(n->rx);
-}
-
-static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
-                   const struct sockaddr *from, unsigned flags)
-{
-	struct peer_net *n = u->data;
-	(void)flags;
-	if (nread <= 0 || !from || n->stopping)
-		return;
-	struct mc_addr a;
-	memset(&a, 0, sizeof(a));
-	a.len = from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-	                                    : sizeof(struct sockaddr_in);
-	memcpy(&a.ss, from, a.len);
-	gossip_recv(n->g, &a, (const uint8_t *)buf->base, (size_t)nread,
-	            now_ms(n));
-	net_rearm(n);
-}
-
 /* A random member in state other than us; seen is 0 when there is none. */
 struct pick {
 	const char *self;
@@ -240,6 +189,75 @@ void net_save_seeds(struct peer_net *n)
 		strcat(list, addrs[i]);
 	}
 	peer_store_meta_set(n->p->store, "seeds", list);
+}
+
+static void on_soon(uv_timer_t *t);
+
+void peer_net_publish(struct peer_net *n, const struct peer_record *r)
+{
+	struct mc_buf b;
+	char key[33];
+	mc_buf_init(&b);
+	peer_record_pack(&b, r);
+	if (b.len > GOSSIP_USER_MAX) {
+		mc_buf_reset(&b);
+		mc_pack_map(&b, 5);
+		mc_pack_kv_str(&b, "hint", n->p->advertise);
+		mc_pack_kv_str(&b, "k", r->kind);
+		mc_pack_kv_str(&b, "i", r->id);
+		mc_pack_kv_uint(&b, "h", r->hlc);
+		mc_pack_kv_str(&b, "w", r->writer);
+	}
+	broadcast_key(r->kind, r->id, key);
+	gossip_broadcast_user(n->g, key, b.data, b.len);
+	mc_buf_free(&b);
+	net_rearm(n);
+	/*
+	 * A burst of writes queues more than the next few gossip packets
+	 * carry; a push-pull soon after it hands the whole burst to one
+	 * neighbour at once instead of waiting for the periodic round.
+	 */
+	if (!uv_is_active((uv_handle_t *)&n->soon))
+		uv_timer_start(&n->soon, on_soon, NET_SOON_MS, 0);
+}
+
+static void on_soon(uv_timer_t *t)
+{
+	struct peer_net *n = t->data;
+	struct pick pk = {.self = n->p->id, .state = GOSSIP_ALIVE};
+	gossip_members_foreach(n->g, pick_one, &pk);
+	if (pk.seen)
+		net_pushpull_start(n, &pk.chosen, false);
+}
+
+static void publish_hook(void *arg, const struct peer_record *r)
+{
+	peer_net_publish(arg, r);
+}
+
+static void alloc_rx(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct peer_net *n = h->data;
+	(void)suggested;
+	buf->base = (char *)n->rx;
+	buf->len = sizeof(n->rx);
+}
+
+static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+                   const struct sockaddr *from, unsigned flags)
+{
+	struct peer_net *n = u->data;
+	(void)flags;
+	if (nread <= 0 || !from || n->stopping)
+		return;
+	struct mc_addr a;
+	memset(&a, 0, sizeof(a));
+	a.len = from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                    : sizeof(struct sockaddr_in);
+	memcpy(&a.ss, from, a.len);
+	gossip_recv(n->g, &a, (const uint8_t *)buf->base, (size_t)nread,
+	            now_ms(n));
+	net_rearm(n);
 }
 
 static void on_pushpull_timer(uv_timer_t *t)
@@ -389,8 +407,10 @@ struct peer_net *peer_net_start(struct peer *p, const char *seeds, char *err,
 	uv_timer_init(n->loop, &n->tick);
 	uv_timer_init(n->loop, &n->pushpull);
 	uv_tcp_init(n->loop, &n->listener);
+	uv_timer_init(n->loop, &n->soon);
 	n->udp.data = n->tick.data = n->pushpull.data = n->listener.data = n;
-	n->open_handles = 4;
+	n->soon.data = n;
+	n->open_handles = 5;
 
 	r = uv_udp_bind(&n->udp, (const struct sockaddr *)&listen.ss, 0);
 	if (r == 0)
@@ -448,6 +468,7 @@ void peer_net_stop(struct peer_net *n)
 	uv_close((uv_handle_t *)&n->tick, net_handle_closed);
 	uv_close((uv_handle_t *)&n->pushpull, net_handle_closed);
 	uv_close((uv_handle_t *)&n->listener, net_handle_closed);
+	uv_close((uv_handle_t *)&n->soon, net_handle_closed);
 }
 
 uint32_t peer_net_incarnation(struct peer_net *n)

@@ -13,6 +13,7 @@
 #define NET_ROLE_GATEWAY      2u
 #define NET_PUSHPULL_MS       30000
 #define NET_JOIN_RETRY_MS     2000
+#define NET_SOON_MS           500
 #define NET_LEAVE_WAIT_MS     1500
 #define NET_STREAM_TIMEOUT_MS 10000
 #define NET_STREAM_MAX_FRAME  (64u << 20)
@@ -27,6 +28,7 @@ struct peer_net {
 	uv_udp_t udp;
 	uv_timer_t tick;
 	uv_timer_t pushpull;
+	uv_timer_t soon; /* a push-pull shortly after local writes */
 	uv_tcp_t listener;
 	struct net_stream *streams;
 	int open_handles;

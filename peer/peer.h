@@ -19,6 +19,17 @@
 
 struct api_edge;
 
+#include "apiedge.h"
+
+#define PEER_KEY_CACHE 32
+
+/* An access key the edge verified lately (edge.c). */
+struct peer_key_cache {
+	char key_id[32];
+	struct api_key_info info;
+	uint64_t until; /* loop time (ms) after which it is looked up again */
+};
+
 struct peer {
 	uv_loop_t *loop;
 	struct peer_config cfg;
@@ -45,6 +56,7 @@ struct peer {
 	struct peer_net *net;
 	struct api_edge *edge;
 	uv_timer_t edge_wait; /* until the CA record arrives */
+	struct peer_key_cache key_cache[PEER_KEY_CACHE];
 	bool edge_waiting;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t collect_timer;
