@@ -265,9 +265,10 @@ static int offer_one(const struct peer_record *r, void *arg)
 	struct entry key = {.keyhash = peer_record_keyhash(r->kind, r->id)};
 	struct entry *e = bsearch(&key, o->theirs, o->n_theirs,
 	                          sizeof(*o->theirs), entry_cmp);
+	/* Theirs is wanted only when it is newer than ours. */
 	if (e)
 		e->matched =
-		    version_cmp(e->hlc, e->writer, r->hlc, r->writer) >= 0;
+		    version_cmp(r->hlc, r->writer, e->hlc, e->writer) >= 0;
 	if (!e || version_cmp(r->hlc, r->writer, e->hlc, e->writer) > 0) {
 		peer_record_pack(o->records, r);
 		o->n_records++;

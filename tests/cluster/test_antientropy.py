@@ -54,5 +54,32 @@ class AntiEntropyTest(unittest.TestCase):
             self.assertEqual(gossip(c, 1)[0]["records_digest"], want)
 
 
+    def test_client_pulls_newer_versions_from_the_server(self):
+        """After a partition only peer 0 starts push-pulls (peer 1's period
+        is ten minutes), so every newer version peer 1 wrote must come to
+        peer 0 as something peer 0 asked for."""
+        args = {0: ["--gossip-pushpull-ms", "1000"],
+                1: ["--gossip-pushpull-ms", "600000"]}
+        with Cluster(2, topology="flat", peer_args=args) as c:
+            c.wait_converged(timeout=30)
+            c.cli(1, "admin", "record", "put", "test", "v", "old",
+                  check=True)
+            bounded_wait(lambda: c.cli(0, "admin", "record", "get", "test",
+                                       "v").stdout == "old", 15,
+                         "peer 0 to get the first version", interval=0.2)
+            c.net.link_set(1, False)
+            time.sleep(1)
+            c.cli(1, "admin", "record", "put", "test", "v", "new",
+                  check=True)
+            c.cli(1, "admin", "record", "put", "test", "w", "only-on-1",
+                  check=True)
+            time.sleep(2)  # peer 1's broadcasts and its early pull fail
+            c.net.link_set(1, True)
+            for key, want in (("v", "new"), ("w", "only-on-1")):
+                bounded_wait(lambda key=key, want=want: c.cli(
+                    0, "admin", "record", "get", "test", key).stdout == want,
+                    30, f"peer 0 to pull {key}={want}", interval=0.3)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
