@@ -6,6 +6,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -286,11 +287,25 @@ static void on_pushpull_timer(uv_timer_t *t)
 	gossip_members_foreach(n->g, pick_one, &dead);
 	if (dead.seen)
 		net_pushpull_start(n, &dead.chosen, false);
-	/* Spread the rounds so peers that started together drift apart. */
-	uint32_t ms = n->pushpull_ms;
-	uint64_t jitter = mc_random_uniform(ms / 10 + 1);
-	uv_timer_start(&n->pushpull, on_pushpull_timer, ms - ms / 20 + jitter,
-	               0);
+	/*
+	 * memberlist's scaling: past 32 members the period grows with
+	 * log2(N), so a large cloud does not spend its links on anti-entropy.
+	 * The first round after start is spread over a whole period, so peers
+	 * started together do not push-pull together; later ones by +-5%.
+	 */
+	uint32_t members = gossip_num_members(n->g, NULL);
+	uint64_t ms = n->pushpull_ms;
+	if (members > 32)
+		ms *= (uint64_t)ceil(log2((double)members) - 5.0) + 1;
+	uint64_t next;
+	if (!n->pushpull_staggered) {
+		n->pushpull_staggered = true;
+		next = ms / 2 + mc_random_uniform((uint32_t)ms + 1);
+	} else {
+		next =
+		    ms - ms / 20 + mc_random_uniform((uint32_t)(ms / 10) + 1);
+	}
+	uv_timer_start(&n->pushpull, on_pushpull_timer, next, 0);
 }
 
 static int parse_seeds(struct peer_net *n, const char *seeds, char *err,
@@ -614,7 +629,7 @@ static void count_zone(void *ctx, const struct gossip_member *m)
 		if (s->n == ZONES_MAX)
 			return;
 		snprintf(s->z[i].name, sizeof(s->z[i].name), "%s",
-			 m->node->zone);
+		         m->node->zone);
 		s->n++;
 	}
 	s->z[i].hosts++;
@@ -624,13 +639,13 @@ static void count_zone(void *ctx, const struct gossip_member *m)
 static int zone_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct zone_count *)a)->name,
-		      ((const struct zone_count *)b)->name);
+	              ((const struct zone_count *)b)->name);
 }
 
 int peer_net_zones(struct peer_net *n,
-		   int (*cb)(void *ctx, const char *zone, unsigned alive,
-			     unsigned hosts),
-		   void *ctx)
+                   int (*cb)(void *ctx, const char *zone, unsigned alive,
+                             unsigned hosts),
+                   void *ctx)
 {
 	struct zone_state s = {.n = 0};
 	gossip_members_foreach(n->g, count_zone, &s);

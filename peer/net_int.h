@@ -38,6 +38,7 @@ struct peer_net {
 	unsigned n_seeds;
 	bool joined;
 	uint32_t pushpull_ms;
+	bool pushpull_staggered; /* the first periodic round is scheduled */
 
 	void (*leave_done)(struct peer *p);
 	uint64_t leave_deadline;

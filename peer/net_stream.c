@@ -1,17 +1,24 @@
 /*
- * Push-pull over TCP: joins and periodic anti-entropy. One exchange is four
- * sealed frames:
+ * Push-pull over TCP: joins and periodic anti-entropy, every frame a 4-byte
+ * length and a message sealed with the cloud's primary key (opened with any
+ * key of the ring). A periodic exchange starts with two small hashes, so
+ * peers in sync exchange about a hundred bytes each way:
  *
- *   client -> server  PP   its member list and record digest (256 words)
- *   server -> client  PP   the same, plus its (keyhash, hlc, writer) entries
- *                          for every bucket whose digest differs
- *   client -> server  RECS the records the server lacks or holds older, and
- *                          the keyhashes it wants from the server
- *   server -> client  RECS the wanted records
+ *   client -> server  PP      hash of its member table, hash of its records
+ *   server -> client  PP      done, when both match; else its member list
+ *                             (if those differ) and its 256 record-bucket
+ *                             digests (if those differ)
+ *   client -> server  ENTRIES its member list (if they differed) and its
+ *                             (keyhash, hlc, writer) entries for every bucket
+ *                             whose digest differs
+ *   server -> client  RECS    the records it holds newer, and the keyhashes
+ *                             it wants
+ *   client -> server  RECS    the wanted records
  *
- * Two stores in sync exchange about 4 KiB of digests and nothing more.
- * Every frame is a 4-byte length and a message sealed with the cloud's
- * primary key (opened with any key of the ring).
+ * A join sends everything at once: the client's PP carries its member list
+ * and bucket digests, the server answers with its own and its entries for
+ * the differing buckets, the client sends RECS (newer records and wants) and
+ * the server the wanted records.
  */
 #include "net_int.h"
 
@@ -27,10 +34,11 @@
 
 enum stream_step {
 	STEP_CONNECTING,
-	STEP_WAIT_PP, /* server: the client's PP; client: the server's */
-	STEP_WAIT_RECS,
-	STEP_DRAIN, /* server: sent its last frame, waits for close */
+	STEP_OPEN,  /* frames are exchanged */
+	STEP_DRAIN, /* sent its last frame, waits for the other to close */
 };
+
+#define STREAM_MAX_FRAMES 4 /* no exchange needs more from one side */
 
 struct net_stream {
 	uv_tcp_t tcp;
@@ -40,6 +48,8 @@ struct net_stream {
 	struct net_stream *next, **pprev;
 	int open_handles;
 	bool client, join, closing, succeeded;
+	bool close_after_write; /* the client's last frame is on its way */
+	unsigned frames_in;
 	enum stream_step step;
 	struct mc_buf in;
 	char peer_addr[64];
@@ -48,6 +58,7 @@ struct net_stream {
 struct stream_write {
 	uv_write_t req;
 	struct mc_buf frame;
+	struct net_stream *s;
 };
 
 static void stream_freed(uv_handle_t *h)
@@ -86,15 +97,20 @@ void net_streams_close_all(struct peer_net *n)
 static void write_done(uv_write_t *req, int status)
 {
 	struct stream_write *w = (struct stream_write *)req;
-	(void)status; /* a failed write shows up as a read error too */
+	struct net_stream *s = w->s;
 	mc_buf_free(&w->frame);
 	free(w);
+	/* A failed write shows up as a read error too; a cancelled one
+	 * means the stream is already closing. */
+	if (status == 0 && s->close_after_write && !s->closing)
+		stream_close(s, true);
 }
 
 /* Seals msg under the primary key and queues it as one frame. */
 static void send_frame(struct net_stream *s, const struct mc_buf *msg)
 {
 	struct stream_write *w = xcalloc(1, sizeof(*w));
+	w->s = s;
 	mc_buf_init(&w->frame);
 	mc_buf_put_be32(&w->frame, 0);
 	mc_seal(&w->frame, s->n->p->keyring.keys[0], STREAM_AD,
@@ -141,17 +157,65 @@ static bool diff_buckets(struct peer_store *store, const struct mc_val *msg,
 	return true;
 }
 
-static void pack_pp(struct net_stream *s, struct mc_buf *b, uint32_t extra)
+/*
+ * The member table's hash: XOR of a hash of each member's (id,
+ * incarnation, state), so equal views hash equal whatever their order.
+ */
+struct mdig_state {
+	uint64_t h;
+};
+
+static void mdig_one(void *ctx, const struct gossip_member *m)
+{
+	struct mdig_state *d = ctx;
+	uint8_t in[GOSSIP_ID_LEN + 5], h[16];
+	memcpy(in, m->node->id, GOSSIP_ID_LEN);
+	mc_store_be32(in + GOSSIP_ID_LEN, m->incarnation);
+	in[GOSSIP_ID_LEN + 4] = (uint8_t)m->state;
+	mc_hash(h, sizeof(h), in, sizeof(in));
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | h[i];
+	d->h ^= v;
+}
+
+static uint64_t members_hash(struct peer_net *n)
+{
+	struct mdig_state d = {.h = 0};
+	gossip_members_foreach(n->g, mdig_one, &d);
+	return d.h;
+}
+
+static void pack_members(struct net_stream *s, struct mc_buf *b)
 {
 	struct mc_buf members;
 	mc_buf_init(&members);
 	gossip_snapshot_encode(s->n->g, &members);
-	mc_pack_map(b, 4 + extra);
-	mc_pack_kv_str(b, "t", "pp");
-	mc_pack_kv_bool(b, "join", s->join);
 	mc_pack_kv_bin(b, "members", members.data, members.len);
-	pack_digest(b, s->n->p->store);
 	mc_buf_free(&members);
+}
+
+static void pack_hashes(struct net_stream *s, struct mc_buf *b)
+{
+	uint8_t total[16];
+	peer_store_digest_total(s->n->p->store, total);
+	mc_pack_kv_uint(b, "mdig", members_hash(s->n));
+	mc_pack_kv_bin(b, "rdig", total, sizeof(total));
+}
+
+/* Whether msg's hashes differ from ours; absent hashes differ. */
+static void compare_hashes(struct net_stream *s, const struct mc_val *msg,
+                           bool *members, bool *records)
+{
+	uint64_t mdig;
+	const uint8_t *rdig;
+	size_t len;
+	uint8_t total[16];
+	peer_store_digest_total(s->n->p->store, total);
+	*members =
+	    !mc_get_uint(msg, "mdig", &mdig) || mdig != members_hash(s->n);
+	*records = !mc_get_bytes(msg, "rdig", &rdig, &len) ||
+	           len != sizeof(total) || memcmp(rdig, total, len) != 0;
 }
 
 struct entries_state {
@@ -195,10 +259,13 @@ static void pack_entries(struct net_stream *s, struct mc_buf *b,
 	}
 }
 
+/* Merges msg's member list, if it carries one; false if it is bad. */
 static bool merge_members(struct net_stream *s, const struct mc_val *msg)
 {
 	const uint8_t *p;
 	size_t len;
+	if (!mc_map_get(msg, "members"))
+		return true;
 	if (!mc_get_bytes(msg, "members", &p, &len) ||
 	    gossip_snapshot_merge(s->n->g, p, len, uv_now(s->n->loop)) != 0)
 		return false;
@@ -277,10 +344,11 @@ static int offer_one(const struct peer_record *r, void *arg)
 }
 
 /*
- * Client, on the server's PP: for each bucket the server listed, offer what
- * we hold newer and ask for what it holds newer.
+ * On the other side's entries (a join's PP from the server, or ENTRIES from
+ * a client): for each bucket listed, send what we hold newer and ask for
+ * what it holds newer.
  */
-static bool send_client_recs(struct net_stream *s, const struct mc_val *msg)
+static bool send_offer(struct net_stream *s, const struct mc_val *msg)
 {
 	const struct mc_val *buckets = mc_map_get(msg, "entries");
 	if (!buckets || buckets->type != MC_VAL_ARRAY)
@@ -377,8 +445,8 @@ static int give_wanted(const struct peer_record *r, void *arg)
 	return 0;
 }
 
-/* Server, on the client's RECS: take its records, send what it wants. */
-static bool send_server_recs(struct net_stream *s, const struct mc_val *msg)
+/* On RECS with wants: take its records, send what it wants. */
+static bool send_wanted(struct net_stream *s, const struct mc_val *msg)
 {
 	const struct mc_val *want = mc_map_get(msg, "want");
 	if (!want || want->type != MC_VAL_ARRAY || !apply_records(s, msg))
@@ -418,55 +486,125 @@ static bool send_server_recs(struct net_stream *s, const struct mc_val *msg)
 	return true;
 }
 
+/* The exchange ended well on this side. */
+static void finished(struct net_stream *s)
+{
+	s->succeeded = true;
+	if (s->client && s->join) {
+		if (!s->n->joined) {
+			s->n->joined = true;
+			mc_info("gossip", "joined through %s", s->peer_addr);
+		}
+		net_save_seeds(s->n);
+	}
+}
+
+/* Server, on the client's PP. */
+static bool server_pp(struct net_stream *s, const struct mc_val *msg)
+{
+	struct mc_buf b;
+	bool join = false, members, records;
+	bool differ[PEER_STORE_BUCKETS];
+
+	mc_get_bool(msg, "join", &join);
+	mc_buf_init(&b);
+	if (join) {
+		mc_info("gossip", "join from %s", s->peer_addr);
+		if (!merge_members(s, msg) ||
+		    !diff_buckets(s->n->p->store, msg, differ)) {
+			mc_buf_free(&b);
+			return false;
+		}
+		mc_pack_map(&b, 4);
+		mc_pack_kv_str(&b, "t", "pp");
+		pack_members(s, &b);
+		pack_digest(&b, s->n->p->store);
+		pack_entries(s, &b, differ);
+	} else {
+		compare_hashes(s, msg, &members, &records);
+		mc_pack_map(&b, 2 + members + records);
+		mc_pack_kv_str(&b, "t", "pp");
+		mc_pack_kv_bool(&b, "done", !members && !records);
+		if (members)
+			pack_members(s, &b);
+		if (records)
+			pack_digest(&b, s->n->p->store);
+		if (!members && !records) {
+			finished(s);
+			s->step = STEP_DRAIN;
+		}
+	}
+	send_frame(s, &b);
+	mc_buf_free(&b);
+	return true;
+}
+
+/* Client, on the server's PP. */
+static bool client_pp(struct net_stream *s, const struct mc_val *msg)
+{
+	bool done = false;
+	bool differ[PEER_STORE_BUCKETS] = {false};
+	mc_get_bool(msg, "done", &done);
+	if (done) {
+		finished(s);
+		stream_close(s, true);
+		return true;
+	}
+	if (!merge_members(s, msg))
+		return false;
+	if (mc_map_get(msg, "entries")) /* a join: the server listed its */
+		return send_offer(s, msg);
+	if (mc_map_get(msg, "digest") &&
+	    !diff_buckets(s->n->p->store, msg, differ))
+		return false;
+	struct mc_buf b;
+	bool members = mc_map_get(msg, "members") != NULL;
+	mc_buf_init(&b);
+	mc_pack_map(&b, 2 + members);
+	mc_pack_kv_str(&b, "t", "entries");
+	if (members) /* ours differ too: the server wants them */
+		pack_members(s, &b);
+	pack_entries(s, &b, differ);
+	send_frame(s, &b);
+	mc_buf_free(&b);
+	return true;
+}
+
+/* On RECS: with wants, answer them; without, it was the last frame. */
+static bool on_recs(struct net_stream *s, const struct mc_val *msg)
+{
+	if (mc_map_get(msg, "want")) {
+		if (!send_wanted(s, msg))
+			return false;
+		if (s->client) {
+			/* Our frame is the exchange's last: close once sent. */
+			finished(s);
+			s->close_after_write = true;
+		} else {
+			finished(s);
+			s->step = STEP_DRAIN;
+		}
+		return true;
+	}
+	if (!apply_records(s, msg))
+		return false;
+	finished(s);
+	stream_close(s, true);
+	return true;
+}
+
 /* One opened frame: advance the exchange. False ends it as a failure. */
 static bool handle_message(struct net_stream *s, const struct mc_val *msg)
 {
 	const struct mc_val *t = mc_map_get(msg, "t");
-	bool differ[PEER_STORE_BUCKETS];
-
-	if (s->step == STEP_WAIT_PP && mc_val_is_str(t, "pp")) {
-		if (!merge_members(s, msg) ||
-		    !diff_buckets(s->n->p->store, msg, differ))
-			return false;
-		if (s->client) {
-			if (!send_client_recs(s, msg))
-				return false;
-		} else {
-			bool join = false;
-			mc_get_bool(msg, "join", &join);
-			if (join)
-				mc_info("gossip", "join from %s", s->peer_addr);
-			struct mc_buf b;
-			mc_buf_init(&b);
-			pack_pp(s, &b, 1);
-			pack_entries(s, &b, differ);
-			send_frame(s, &b);
-			mc_buf_free(&b);
-		}
-		s->step = STEP_WAIT_RECS;
-		return true;
-	}
-	if (s->step == STEP_WAIT_RECS && mc_val_is_str(t, "recs")) {
-		if (s->client) {
-			if (!apply_records(s, msg))
-				return false;
-			s->succeeded = true;
-			if (s->join && !s->n->joined) {
-				s->n->joined = true;
-				mc_info("gossip", "joined through %s",
-				        s->peer_addr);
-			}
-			if (s->join)
-				net_save_seeds(s->n);
-			stream_close(s, true);
-			return true;
-		}
-		if (!send_server_recs(s, msg))
-			return false;
-		s->succeeded = true;
-		s->step = STEP_DRAIN;
-		return true;
-	}
+	if (s->step != STEP_OPEN || ++s->frames_in > STREAM_MAX_FRAMES)
+		return false;
+	if (mc_val_is_str(t, "pp") && s->frames_in == 1)
+		return s->client ? client_pp(s, msg) : server_pp(s, msg);
+	if (mc_val_is_str(t, "entries") && !s->client)
+		return merge_members(s, msg) && send_offer(s, msg);
+	if (mc_val_is_str(t, "recs"))
+		return on_recs(s, msg);
 	return false;
 }
 
@@ -570,10 +708,17 @@ static void on_connect(uv_connect_t *req, int status)
 	uv_read_start((uv_stream_t *)&s->tcp, alloc_in, on_read);
 	struct mc_buf b;
 	mc_buf_init(&b);
-	pack_pp(s, &b, 0);
+	mc_pack_map(&b, 4 + 2 * s->join);
+	mc_pack_kv_str(&b, "t", "pp");
+	mc_pack_kv_bool(&b, "join", s->join);
+	pack_hashes(s, &b);
+	if (s->join) {
+		pack_members(s, &b);
+		pack_digest(&b, s->n->p->store);
+	}
 	send_frame(s, &b);
 	mc_buf_free(&b);
-	s->step = STEP_WAIT_PP;
+	s->step = STEP_OPEN;
 }
 
 void net_pushpull_start(struct peer_net *n, const struct mc_addr *to, bool join)
@@ -601,7 +746,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (status < 0 || n->stopping)
 		return;
 	struct net_stream *s = stream_new(n);
-	s->step = STEP_WAIT_PP;
+	s->step = STEP_OPEN;
 	if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
 		stream_close(s, false);
 		return;
