@@ -44,6 +44,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -177,14 +178,18 @@ def nft_create(addrs, subnet):
     address, so the initiator's half of a stream leaves from 127.0.0.1."""
     lines = ["table inet %s {" % NFT_TABLE]
     for i in range(len(addrs)):
-        lines.append("  counter o%d { }" % i)
-        lines.append("  counter u%d { }" % i)
+        for c in ("o", "u", "t", "v"):
+            lines.append("  counter %s%d { }" % (c, i))
     lines += ["  chain out {",
               "    type filter hook output priority 0; policy accept;"]
     for i, a in enumerate(addrs):
         lines.append('    ip saddr %s meta l4proto { tcp, udp } counter name "o%d"' % (a, i))
         lines.append('    ip daddr %s ip saddr != %s meta l4proto { tcp, udp } '
                      'counter name "u%d"' % (a, subnet, i))
+        # the TCP part of both, apart (push-pull and joins)
+        lines.append('    ip saddr %s meta l4proto tcp counter name "t%d"' % (a, i))
+        lines.append('    ip daddr %s ip saddr != %s meta l4proto tcp '
+                     'counter name "v%d"' % (a, subnet, i))
     lines += ["  }", "}", ""]
     nft_delete(NFT_TABLE)
     _nft_tables.add(NFT_TABLE)
@@ -269,15 +274,38 @@ def stamp_reader(pipe, path):
 
 
 class Addrs:
-    """Hands out a fresh 127.0.X.0/24 block for every cluster started."""
+    """Hands out a fresh 127.0.X.0/24 block for every cluster started: X
+    starts at an offset drawn from the pid (two invocations at once take
+    different blocks), and a block whose addresses have any of the ports
+    taken is skipped."""
+
+    PORTS = [(socket.SOCK_DGRAM, SERF_PORT), (socket.SOCK_DGRAM, MALLEE_PORT),
+             (socket.SOCK_STREAM, SERF_PORT), (socket.SOCK_STREAM, SERF_RPC_PORT),
+             (socket.SOCK_STREAM, MALLEE_PORT), (socket.SOCK_STREAM, MALLEE_API_PORT)]
 
     def __init__(self):
-        self.n = 0
+        self.n = (os.getpid() * 37) % 240
 
-    def block(self):
-        x = 10 + (self.n % 240)
-        self.n += 1
-        return x
+    @classmethod
+    def free(cls, x, n):
+        for y in range(1, n + 1):
+            for kind, port in cls.PORTS:
+                sock = socket.socket(socket.AF_INET, kind)
+                try:
+                    sock.bind(("127.0.%d.%d" % (x, y), port))
+                except OSError:
+                    return False
+                finally:
+                    sock.close()
+        return True
+
+    def block(self, n):
+        for _ in range(240):
+            x = 10 + (self.n % 240)
+            self.n += 1
+            if self.free(x, n):
+                return x
+        raise RuntimeError("no free 127.0.X.0/24 block for %d members" % n)
 
 
 def wait_until(pred, timeout, step=0.1):
@@ -313,7 +341,9 @@ class Cluster:
         res = {"side": self.side, "n": self.n}
         t0 = time.monotonic()
         self.start()
-        conv_timeout = 30 + 1.0 * self.n
+        # serf agents that miss a join broadcast learn of the member only at
+        # their next push-pull (60 s apart above 32 members): seen at 70 s
+        conv_timeout = 90 + 1.0 * self.n
         ok = wait_until(lambda: self.converged_count() >= self.n,
                         conv_timeout, step=0.5)
         res["converge_s"] = round(time.monotonic() - t0, 2)
@@ -348,6 +378,8 @@ class Cluster:
             # sent from the member's own address only (UDP + accepted streams)
             res["bytes_s_bound_p50"] = round(median(bound), 1)
             res["bytes_s_bound_max"] = round(max(bound), 1)
+            tcp = sum(d("t%d" % i) + d("v%d" % i) for i in range(self.n)) / dt
+            res["tcp_bytes_s"] = round(tcp / self.n, 1)
         else:
             res["bytes_s"] = None
         if own0 and own1:
@@ -387,7 +419,12 @@ class Cluster:
             res["dissem_p50_ms"] = round(median(lat), 1)
         else:
             res["dissem_ms"] = None
-            res.setdefault("error", "broadcast reached %s" % res["dissem_reached"])
+            res.setdefault("error", "broadcast reached %s in %.0f s; missing: %s" % (
+                res["dissem_reached"], self.opts.event_timeout,
+                " ".join(self.names[i] for i in others if i not in ts)))
+        late = getattr(self, "in_store", None)
+        if late:
+            res["dissem_found_in_store"] = sorted(self.names[i] for i in late)
         extra = self.broadcast_times_alt(run_no)
         if extra is not None:
             lat2 = [extra[i] - t_send for i in others if i in extra]
@@ -421,7 +458,9 @@ class Cluster:
             res["detect_p50_ms"] = round(median(lat), 1)
         else:
             res["detect_ms"] = None
-            res.setdefault("error", "failure seen by %s" % res["detect_reached"])
+            res.setdefault("error", "failure seen by %s in %.0f s; not by: %s" % (
+                res["detect_reached"], self.opts.detect_timeout,
+                " ".join(self.names[i] for i in others if i not in ts)))
         alt = self.failed_times_alt(victim)
         if alt is not None:
             wait_until(lambda: all(i in self.failed_times_alt(victim)
@@ -723,12 +762,20 @@ class MalleeCluster(Cluster):
                         pass
 
     def send_broadcast(self, run_no):
+        self.t_send = now_ms()
+        self.in_store = {}
+        self.last_store_poll = 0.0
         r = run([self.bin, "admin", "--data-dir", self.dirs[0], "record", "put",
                  "bench", "k%d" % run_no, "v"], timeout=10)
         if r.returncode != 0:
             raise RuntimeError("mallee admin record put: " + r.stderr.strip())
 
     def broadcast_times(self, run_no):
+        """The debug line "records: applied bench/kRUN" of each peer. A
+        record that comes by push-pull instead of broadcast is applied
+        without that line, so after 2 s the stores of the peers still
+        missing it are asked directly, every 0.5 s (a coarser stamp:
+        counted in dissem_ms, and in dissem_found_in_store)."""
         self._poll()
         pat = "records: applied bench/k%d " % run_no
         out = {}
@@ -737,6 +784,21 @@ class MalleeCluster(Cluster):
                 if msg.startswith(pat):
                     out[i] = ms
                     break
+        t = now_ms()
+        if t - self.t_send > 2000 and t - self.last_store_poll >= 500:
+            self.last_store_poll = t
+            for i in range(1, self.n):
+                if i in out or i in self.in_store:
+                    continue
+                try:
+                    r = run([self.bin, "admin", "--data-dir", self.dirs[i], "record",
+                             "get", "bench", "k%d" % run_no], timeout=5)
+                    if r.returncode == 0 and r.stdout.strip() == "v":
+                        self.in_store[i] = now_ms()
+                except subprocess.TimeoutExpired:
+                    pass
+        for i, ms in self.in_store.items():
+            out.setdefault(i, ms)
         return out
 
     def failed_times(self, victim):
@@ -787,7 +849,7 @@ def run_side(cls, n, run_no, addrs, opts, use_nft):
 
 def _run_side_once(cls, n, run_no, addrs, opts, use_nft, attempt):
     tmp = make_tmpdir("gossip-bench-%s-" % cls.side)
-    c = cls(n, addrs.block(), tmp, opts)
+    c = cls(n, addrs.block(n), tmp, opts)
     t0 = time.monotonic()
     try:
         res = c.measure(run_no, use_nft)
@@ -819,6 +881,7 @@ METRICS = [  # key, label, unit
     ("dissem_ms", "dissem (all have)", "ms"),
     ("dissem_p50_ms", "dissem (p50 member)", "ms"),
     ("bytes_s", "bytes/s per member", "B/s"),
+    ("tcp_bytes_s", "  of which TCP", "B/s"),
     ("rss_kib", "RSS per member", "KiB"),
     ("rss_anon_kib", "  of which anonymous", "KiB"),
 ]
