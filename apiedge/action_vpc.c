@@ -69,42 +69,6 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-/*
- * EC2's zone ids abbreviate the region ("us-east-1" gives "use1": the first
- * word, the initials of the middle ones, the number) and number the zone
- * ("us-east-1a" is "use1-az1"); a zone not named after its region keeps its
- * name after the abbreviation. This must agree with DescribeAvailabilityZones
- * (action_describe.c).
- */
-static void zone_id(const char *region, const char *zone, char *out,
-                    size_t size)
-{
-	char abbr[64];
-	size_t o = 0;
-	const char *w = region;
-	bool first = true;
-	while (*w && o + 1 < sizeof(abbr)) {
-		const char *end = strchr(w, '-');
-		size_t len = end ? (size_t)(end - w) : strlen(w);
-		bool number = len && w[0] >= '0' && w[0] <= '9';
-		size_t take = first || number || !end ? len : 1;
-		if (take > sizeof(abbr) - 1 - o)
-			take = sizeof(abbr) - 1 - o;
-		memcpy(abbr + o, w, take);
-		o += take;
-		first = false;
-		w = end ? end + 1 : w + len;
-	}
-	abbr[o] = 0;
-	size_t rl = strlen(region);
-	char letter = zone[rl];
-	if (strncmp(zone, region, rl) == 0 && letter >= 'a' && letter <= 'z' &&
-	    zone[rl + 1] == 0)
-		snprintf(out, size, "%s-az%d", abbr, letter - 'a' + 1);
-	else
-		snprintf(out, size, "%s-%s", abbr, zone);
-}
-
 size_t api_default_subnets(const struct api_call *call, struct api_subnet *out,
                            size_t max)
 {
@@ -120,7 +84,7 @@ size_t api_default_subnets(const struct api_call *call, struct api_subnet *out,
 		         call->auth->key.account_id, z->names[k]);
 		api_res_derived_id("subnet", seed, s->id, sizeof(s->id));
 		snprintf(s->zone, sizeof(s->zone), "%s", z->names[k]);
-		zone_id(call->cfg->region, z->names[k], s->zone_id,
+		api_zone_id(call->cfg->region, z->names[k], s->zone_id,
 		        sizeof(s->zone_id));
 		snprintf(s->cidr, sizeof(s->cidr), "172.31.%zu.0/20", 16 * k);
 	}
