@@ -119,6 +119,21 @@ int mc_open(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES], const void *ad,
 	return 0;
 }
 
+void mc_sha256(uint8_t out[32], const void *in, size_t n)
+{
+	crypto_hash_sha256(out, in, n);
+}
+
+void mc_hmac_sha256(uint8_t out[32], const void *key, size_t key_len,
+                    const void *in, size_t n)
+{
+	crypto_auth_hmacsha256_state st;
+	crypto_auth_hmacsha256_init(&st, key, key_len);
+	crypto_auth_hmacsha256_update(&st, in, n);
+	crypto_auth_hmacsha256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}
+
 void mc_hash(void *out, size_t out_len, const void *in, size_t n)
 {
 	crypto_generichash(out, out_len, in, n, NULL, 0);

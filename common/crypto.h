@@ -52,6 +52,11 @@ void mc_seal(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES],
 int mc_open(struct mc_buf *out, const uint8_t key[MC_KEY_BYTES], const void *ad,
             size_t ad_len, const void *sealed, size_t n);
 
+/* SHA-256 and HMAC-SHA-256 (what AWS signatures are made of). */
+void mc_sha256(uint8_t out[32], const void *in, size_t n);
+void mc_hmac_sha256(uint8_t out[32], const void *key, size_t key_len,
+                    const void *in, size_t n);
+
 /* BLAKE2b of in, out_len between 16 and 64 bytes. */
 void mc_hash(void *out, size_t out_len, const void *in, size_t n);
 

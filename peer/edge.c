@@ -28,23 +28,26 @@ static int lookup_key_store(struct peer *p, const char *key_id,
  */
 #define KEY_CACHE_MS 1000
 
+/* A direct-mapped slot per key id: one probe, no scan. */
+static unsigned key_slot(const char *key_id)
+{
+	uint32_t h = 2166136261u;
+	for (const char *c = key_id; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	return h % PEER_KEY_CACHE;
+}
+
 static int lookup_key(void *arg, const char *key_id, struct api_key_info *out)
 {
 	struct peer *p = arg;
 	uint64_t now = uv_now(p->loop);
-	unsigned slot = 0;
-	for (unsigned i = 0; i < PEER_KEY_CACHE; i++) {
-		struct peer_key_cache *c = &p->key_cache[i];
-		if (c->until > now && strcmp(c->key_id, key_id) == 0) {
-			*out = c->info;
-			return 0;
-		}
-		if (c->until < p->key_cache[slot].until)
-			slot = i;
+	struct peer_key_cache *c = &p->key_cache[key_slot(key_id)];
+	if (c->until > now && strcmp(c->key_id, key_id) == 0) {
+		*out = c->info;
+		return 0;
 	}
 	int r = lookup_key_store(p, key_id, out);
-	if (r == 0 && strlen(key_id) < sizeof(p->key_cache[0].key_id)) {
-		struct peer_key_cache *c = &p->key_cache[slot];
+	if (r == 0 && strlen(key_id) < sizeof(c->key_id)) {
 		snprintf(c->key_id, sizeof(c->key_id), "%s", key_id);
 		c->info = *out;
 		c->until = now + KEY_CACHE_MS;

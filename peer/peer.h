@@ -21,7 +21,7 @@ struct api_edge;
 
 #include "apiedge.h"
 
-#define PEER_KEY_CACHE 32
+#define PEER_KEY_CACHE 256
 
 /* An access key the edge verified lately (edge.c). */
 struct peer_key_cache {
