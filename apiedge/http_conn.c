@@ -270,6 +270,10 @@ static void end_piece(struct api_http_conn *c)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
 	struct api_http_conn *c = conn_of(p);
+	/* Trailers of a chunked body come after the head is complete: the
+	 * EC2 API has no use for them, and the head must not grow. */
+	if (c->headers_done)
+		return 0;
 	if (!head_fits(c, n + 2))
 		return stop(c, 431);
 	if (c->piece != PIECE_FIELD) {
@@ -296,6 +300,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
 	struct api_http_conn *c = conn_of(p);
+	if (c->headers_done)
+		return 0; /* a trailer */
 	if (!head_fits(c, n + 2))
 		return stop(c, 431);
 	if (c->n_spans == 0)
