@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "fake_cloud.h"
+#include "sigv4_client.h"
 
 #include "apiedge_int.h"
 #include "crypto.h"
@@ -30,8 +31,6 @@
 #define KEY_B     "AKIAMALLEETESTBBBBBB"
 #define SECRET_B  "secret/for+account/b"
 #define ACCOUNT_B "444455556666"
-
-#define EC_BODY_MAX (1024 * 1024)
 
 static uv_loop_t ec_loop;
 static uv_async_t ec_stopper;
@@ -118,83 +117,17 @@ static inline void ec_stop(void)
 	fake_cloud_free(&ec_fake);
 }
 
-/* Sends one request on a new connection; the status, and the body in a
- * fresh string (*body, the caller frees). */
+/* Sends one request on a new connection to the edge. */
 static inline int ec_exchange(const char *raw, char **body)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct timeval tv = {.tv_sec = 30};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons((uint16_t)ec_port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	*body = xstrdup("");
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		close(fd);
-		return -1;
-	}
-	send(fd, raw, strlen(raw), MSG_NOSIGNAL);
-	shutdown(fd, SHUT_WR);
-	char *buf = xmalloc(EC_BODY_MAX);
-	size_t len = 0;
-	ssize_t r;
-	while (len < EC_BODY_MAX - 1 &&
-	       (r = recv(fd, buf + len, EC_BODY_MAX - 1 - len, 0)) > 0)
-		len += (size_t)r;
-	buf[len] = 0;
-	close(fd);
-	char *start = strstr(buf, "\r\n\r\n");
-	free(*body);
-	*body = xstrdup(start ? start + 4 : "");
-	int status = len > 12 ? atoi(buf + 9) : -1;
-	free(buf);
-	return status;
+	return sc_exchange(ec_port, raw, body);
 }
 
 /* POSTs form (already encoded) signed with SigV4 by key/secret. */
 static inline int ec_call_as(const char *key, const char *secret,
                              const char *form, char **body)
 {
-	char date[17];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
-	const char *ctype = "application/x-www-form-urlencoded; charset=utf-8";
-	const char *host = "127.0.0.1:8773";
-	struct api_http_header h[3] = {
-	    {"Content-Type", ctype}, {"Host", host}, {"X-Amz-Date", date}};
-	struct api_http_request req = {.method = "POST",
-	                               .path = "/",
-	                               .query = "",
-	                               .headers = h,
-	                               .n_headers = 3,
-	                               .body = (const uint8_t *)form,
-	                               .body_len = strlen(form)};
-	const char *sh = "content-type;host;x-amz-date";
-	struct mc_buf creq;
-	mc_buf_init(&creq);
-	api_sigv4_canonical_request(&req, sh, false, &creq);
-	uint8_t hash[32];
-	char hex[65], sig[65], day[9];
-	api_sha256(hash, creq.data, creq.len);
-	mc_hex_encode(hex, hash, 32);
-	mc_buf_free(&creq);
-	char *sts = xasprintf("AWS4-HMAC-SHA256\n%s\n%.8s/us-east-1/ec2/"
-	                      "aws4_request\n%s",
-	                      date, date, hex);
-	snprintf(day, sizeof(day), "%.8s", date);
-	api_sigv4_sign(sig, secret, day, "us-east-1", "ec2", sts);
-	free(sts);
-	char *raw = xasprintf(
-	    "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n"
-	    "X-Amz-Date: %s\r\nContent-Length: %zu\r\nAuthorization: "
-	    "AWS4-HMAC-SHA256 Credential=%s/%.8s/us-east-1/ec2/aws4_request, "
-	    "SignedHeaders=%s, Signature=%s\r\n\r\n%s",
-	    host, ctype, date, strlen(form), key, date, sh, sig, form);
-	int status = ec_exchange(raw, body);
-	free(raw);
-	return status;
+	return sc_post_signed(ec_port, key, secret, form, body);
 }
 
 static inline int ec_call(const char *form, char **body)
