@@ -18,6 +18,33 @@
 #define API_SECRET_MAX     128
 #define API_NAME_MAX       256
 
+struct mc_instance;
+
+/* What api_cloud.instance_op can be asked to do. */
+enum api_instance_op {
+	API_OP_STOP,
+	API_OP_FORCE_STOP, /* StopInstances Force=true: no ACPI, kill */
+	API_OP_START,
+	API_OP_REBOOT,
+	API_OP_TERMINATE,
+	API_OP_CONSOLE, /* the console's last 64 KiB */
+	API_OP_MODIFY,  /* instance type (stopped only) and/or user data */
+};
+
+struct api_instance_request {
+	enum api_instance_op op;
+	const char *account;
+	const char *instance_id;
+	/* API_OP_MODIFY: a new type (NULL: unchanged) ... */
+	const char *instance_type;
+	uint32_t vcpu;
+	uint64_t mem_mib;
+	/* ... and/or new user data (stopped only). */
+	bool set_user_data;
+	const uint8_t *user_data;
+	size_t user_data_len;
+};
+
 /* What the cloud knows about one access key. */
 struct api_key_info {
 	char account_id[API_ACCOUNT_ID_LEN + 1]; /* 12 digits */
@@ -76,6 +103,44 @@ struct api_cloud {
 	             int (*cb)(void *ctx, const char *zone, unsigned alive,
 	                       unsigned hosts),
 	             void *ctx);
+
+	/*
+	 * Instances (DESIGN.md "Placement", "Instances"). These two are
+	 * asynchronous: 0 means cb runs exactly once later, from the loop
+	 * (never from within the call); a negative errno means cb never
+	 * runs. A pending call may outlive the HTTP connection that asked
+	 * (the edge keeps what cb needs), but not api_edge_stop(): the
+	 * cloud answers every call it holds (-ECANCELED) before the edge's
+	 * memory goes.
+	 *
+	 * launch: places want (every field of the request filled, none of
+	 * the host's: host, private_ip, mac, state...) and has a host admit
+	 * it. cb gets 0 and the admitted record (state pending, borrowed for
+	 * the call); -ENOSPC when no host could take it (message: why), or
+	 * another negative errno and a message.
+	 */
+	int (*launch)(void *arg, const struct mc_instance *want,
+	              void (*cb)(void *ctx, int status, const char *message,
+	                         const struct mc_instance *admitted),
+	              void *ctx);
+	/*
+	 * instance_op: asks the host of an instance to act on it. cb gets 0
+	 * with the record after the change (borrowed) and, for
+	 * API_OP_CONSOLE, the console's last bytes in data; or -ENOENT (no
+	 * such instance), -EBUSY (not in a state that allows it; message
+	 * says which), -ENOSPC (start: the host has no room now),
+	 * -EHOSTUNREACH (its host cannot be reached), another negative
+	 * errno, each with a message.
+	 */
+	int (*instance_op)(void *arg, const struct api_instance_request *req,
+	                   void (*cb)(void *ctx, int status,
+	                              const char *message,
+	                              const struct mc_instance *after,
+	                              const uint8_t *data, size_t len),
+	                   void *ctx);
+	/* The membership state of a host ("alive", "suspect", "dead",
+	 * "left"), or NULL for a host it does not know. */
+	const char *(*host_state)(void *arg, const char *host_id);
 };
 
 struct api_edge_config {
