@@ -12,9 +12,11 @@ static const struct {
 	enum mc_instance_state state;
 	const char *name;
 } state_names[] = {
-    {MC_INST_PENDING, "pending"},     {MC_INST_RUNNING, "running"},
+    {MC_INST_PENDING, "pending"},
+    {MC_INST_RUNNING, "running"},
     {MC_INST_SHUTTING_DOWN, "shutting-down"},
-    {MC_INST_TERMINATED, "terminated"}, {MC_INST_STOPPING, "stopping"},
+    {MC_INST_TERMINATED, "terminated"},
+    {MC_INST_STOPPING, "stopping"},
     {MC_INST_STOPPED, "stopped"},
 };
 
@@ -79,7 +81,7 @@ void mc_instance_pack(const struct mc_instance *in, struct mc_buf *out)
 {
 	uint32_t n = 0 STR_FIELDS(COUNT) UINT_FIELDS(COUNT) + 5;
 	mc_pack_map(out, n);
-#define PACK_STR(f) mc_pack_kv_str(out, #f, in->f);
+#define PACK_STR(f)  mc_pack_kv_str(out, #f, in->f);
 #define PACK_UINT(f) mc_pack_kv_uint(out, #f, (uint64_t)in->f);
 	STR_FIELDS(PACK_STR)
 	UINT_FIELDS(PACK_UINT)
@@ -211,8 +213,7 @@ void mc_instance_copy(struct mc_instance *dst, const struct mc_instance *src)
 	}
 }
 
-void mc_instance_record_id(const struct mc_instance *in, char *out,
-                           size_t size)
+void mc_instance_record_id(const struct mc_instance *in, char *out, size_t size)
 {
 	snprintf(out, size, "%s:%s", in->account, in->id);
 }

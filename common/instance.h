@@ -31,7 +31,7 @@ enum mc_instance_state {
 };
 
 struct mc_instance_group {
-	char id[32];   /* sg-... */
+	char id[32]; /* sg-... */
 	char name[256];
 };
 
