@@ -1,11 +1,10 @@
 /*
  * Describe calls that read no records of their own: the availability zones
  * (the peers' --zone, available while one of their hosts is alive), the
- * account's attributes, and the empty answers of DescribeInstances,
- * DescribeInstanceStatus, DescribeAddresses and DescribeVolumes, which
- * clients call on every listing and which the instances issue fills. Those
- * still check their ids as EC2 does, so a client asking for an instance
- * gets the NotFound code it treats as "absent".
+ * account's attributes, and the empty answers of DescribeAddresses and
+ * DescribeVolumes, which clients call on every listing. Those still check
+ * their ids as EC2 does, so a client asking for a volume gets the NotFound
+ * code it treats as "absent". (Instances: action_instance_describe.c.)
  */
 #include "apiedge_int.h"
 
@@ -365,39 +364,6 @@ out:
 	api_filters_free(&filters);
 	free(ids);
 	return rc;
-}
-
-int api_action_describe_instances(struct api_call *call)
-{
-	static const struct empty_describe e = {
-	    "DescribeInstances",
-	    "InstanceId",
-	    "i",
-	    "InvalidInstanceID.Malformed",
-	    "InvalidInstanceID.NotFound",
-	    "instance ID",
-	    "reservationSet",
-	    true,
-	};
-	return empty_describe(call, &e);
-}
-
-int api_action_describe_instance_status(struct api_call *call)
-{
-	static const struct empty_describe e = {
-	    "DescribeInstanceStatus",
-	    "InstanceId",
-	    "i",
-	    "InvalidInstanceID.Malformed",
-	    "InvalidInstanceID.NotFound",
-	    "instance ID",
-	    "instanceStatusSet",
-	    true,
-	};
-	bool all;
-	if (api_param_bool(call, "IncludeAllInstances", false, &all) < 0)
-		return -1;
-	return empty_describe(call, &e);
 }
 
 int api_action_describe_volumes(struct api_call *call)

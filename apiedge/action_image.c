@@ -40,9 +40,11 @@ struct image {
 	char arch[32], root_device[IMAGE_FIELD], location[IMAGE_FIELD];
 	char kernel[64], ramdisk[64], virt_type[32], state[32];
 	bool ena;
+	bool public; /* every account sees and runs it (admin imports) */
 	uint64_t created_ms;
 	struct image_bdm bdm[IMAGE_BDM_MAX];
 	size_t n_bdm;
+	char owner[API_ACCOUNT_ID_LEN + 1]; /* from the record's id */
 };
 
 static const char *const architectures[] = {
@@ -138,6 +140,7 @@ static bool image_read(const struct mc_val *v, struct image *im)
 	mc_get_str(v, "virt_type", im->virt_type, sizeof(im->virt_type));
 	mc_get_str(v, "state", im->state, sizeof(im->state));
 	mc_get_bool(v, "ena", &im->ena);
+	mc_get_bool(v, "public", &im->public);
 	mc_get_uint(v, "created", &im->created_ms);
 	const struct mc_val *bdm = mc_map_get(v, "bdm");
 	if (bdm && bdm->type == MC_VAL_ARRAY)
@@ -429,7 +432,10 @@ struct describe {
 	const char **ids;
 	bool *seen;
 	size_t n_ids;
-	bool owned; /* Owner.N lets the caller's own images through */
+	const char **owners; /* Owner.N */
+	size_t n_owners;
+	const char **exec_by; /* ExecutableBy.N */
+	size_t n_exec_by;
 	struct api_page page;
 	struct image im;
 };
@@ -500,14 +506,15 @@ static const char *image_field(const struct image *im, const char *owner,
 	static const struct {
 		const char *filter, *constant;
 	} constants[] = {
-	    {"hypervisor", "xen"},  {"image-type", "machine"},
-	    {"is-public", "false"}, {"root-device-type", "ebs"},
-	    {"owner-alias", NULL},  {"platform", NULL},
-	    {"product-code", NULL},
+	    {"hypervisor", "xen"},       {"image-type", "machine"},
+	    {"root-device-type", "ebs"}, {"owner-alias", NULL},
+	    {"platform", NULL},          {"product-code", NULL},
 	};
 	for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++)
 		if (strcmp(name, constants[i].filter) == 0)
 			return constants[i].constant;
+	if (strcmp(name, "is-public") == 0)
+		return im->public ? "true" : "false";
 	if (strcmp(name, "architecture") == 0)
 		return im->arch;
 	if (strcmp(name, "description") == 0)
@@ -538,7 +545,7 @@ static const char *image_field(const struct image *im, const char *owner,
 static bool image_matches(const struct describe *d, const struct image *im,
                           const struct api_tags *tags)
 {
-	const char *owner = d->call->auth->key.account_id;
+	const char *owner = im->owner;
 	for (size_t i = 0; i < d->filters.n; i++) {
 		const struct api_filter *f = &d->filters.items[i];
 		bool m = false;
@@ -588,7 +595,7 @@ static void xml_image(struct api_call *call, const struct image *im,
                       const struct api_tags *tags)
 {
 	struct mc_buf *o = call->out;
-	const char *owner = call->auth->key.account_id;
+	const char *owner = im->owner;
 	char when[32], location[IMAGE_FIELD + 32];
 	time_iso8601(when, im->created_ms);
 	/* EBS images show "owner/name" where EC2 keeps a manifest path. */
@@ -602,7 +609,7 @@ static void xml_image(struct api_call *call, const struct image *im,
 	api_xml_elem(o, "imageState", im->state);
 	api_xml_elem(o, "imageOwnerId", owner);
 	api_xml_elem(o, "creationDate", when);
-	api_xml_elem_bool(o, "isPublic", false);
+	api_xml_elem_bool(o, "isPublic", im->public);
 	api_xml_elem(o, "architecture", im->arch);
 	api_xml_elem(o, "imageType", "machine");
 	if (im->kernel[0])
@@ -625,41 +632,137 @@ static void xml_image(struct api_call *call, const struct image *im,
 	api_xml_close(o, "item");
 }
 
-static void describe_one(struct describe *d, const char *resid,
-                         const struct mc_val *body)
+/*
+ * Owner.N: "self" (or the caller's account) names the caller's images, an
+ * account id that account's images the caller may see, and "amazon" (or
+ * "aws-marketplace", "all") the public images, which the cloud's admin
+ * imports for every account. ExecutableBy.N: "all" names the public
+ * images, "self" (or the caller's account) every image the caller may
+ * launch. With neither, the caller's images and the public ones.
+ */
+static bool owner_matches(const struct describe *d, const struct image *im)
+{
+	const char *me = d->call->auth->key.account_id;
+	bool mine = strcmp(im->owner, me) == 0;
+	bool ok = d->n_owners == 0;
+	for (size_t i = 0; i < d->n_owners && !ok; i++) {
+		const char *o = d->owners[i];
+		if (strcmp(o, "self") == 0)
+			ok = mine;
+		else if (strcmp(o, "amazon") == 0 ||
+		         strcmp(o, "aws-marketplace") == 0 ||
+		         strcmp(o, "all") == 0)
+			ok = im->public;
+		else
+			ok = strcmp(o, im->owner) == 0;
+	}
+	bool exec = d->n_exec_by == 0;
+	for (size_t i = 0; i < d->n_exec_by && !exec; i++) {
+		const char *e = d->exec_by[i];
+		if (strcmp(e, "all") == 0)
+			exec = im->public;
+		else if (strcmp(e, "self") == 0 || strcmp(e, me) == 0)
+			exec = mine || im->public;
+		else
+			exec = im->public;
+	}
+	return ok && exec;
+}
+
+static void describe_one(struct describe *d, const char *owner,
+                         const char *resid, const struct mc_val *body)
 {
 	struct image *im = &d->im;
-	if (!d->owned || !image_read(body, im))
+	if (!image_read(body, im))
+		return;
+	snprintf(im->owner, sizeof(im->owner), "%s", owner);
+	bool mine = strcmp(owner, d->call->auth->key.account_id) == 0;
+	if (!mine && !im->public)
 		return;
 	bool listed = d->n_ids == 0;
 	for (size_t i = 0; i < d->n_ids; i++)
 		if (strcmp(d->ids[i], im->id) == 0)
 			listed = d->seen[i] = true;
-	if (!listed)
+	if (!listed || !owner_matches(d, im))
 		return;
+	/* Tags are the owner's: other accounts see a public image bare. */
 	struct api_tags tags;
-	if (api_tags_load(d->call, im->id, &tags) != 0)
+	if (!mine || api_tags_load(d->call, im->id, &tags) != 0)
 		tags.n = 0;
 	if (image_matches(d, im, &tags) && api_page_take(&d->page, resid))
 		xml_image(d->call, im, &tags);
 }
 
-/* Owner.N: "self" and the caller's account show its images; other
- * accounts' images are private to them, "amazon" and the like own none. */
 static int parse_owners(struct describe *d)
 {
-	const char *owners[IMAGE_IDS_MAX];
-	size_t n =
-	    api_params_list(d->call->params, "Owner", owners, IMAGE_IDS_MAX);
-	if (n > IMAGE_IDS_MAX)
+	d->n_owners =
+	    api_params_list(d->call->params, "Owner", d->owners, IMAGE_IDS_MAX);
+	d->n_exec_by = api_params_list(d->call->params, "ExecutableBy",
+	                               d->exec_by, IMAGE_IDS_MAX);
+	if (d->n_owners > IMAGE_IDS_MAX || d->n_exec_by > IMAGE_IDS_MAX)
 		return api_error_set(&d->call->err, "InvalidParameterValue",
 		                     "Too many owners.");
-	d->owned = n == 0;
-	for (size_t i = 0; i < n; i++)
-		d->owned |=
-		    strcmp(owners[i], "self") == 0 ||
-		    strcmp(owners[i], d->call->auth->key.account_id) == 0;
 	return 0;
+}
+
+/*
+ * Every account's images, as (owner, ami id, body) sorted by ami id: the
+ * caller's and the public ones are shown from it. A copy, because tags
+ * are loaded per image and the store cannot list inside a list.
+ */
+struct all_item {
+	char owner[API_ACCOUNT_ID_LEN + 1];
+	char *resid;
+	struct mc_doc *doc;
+};
+
+struct all_images {
+	struct all_item *items;
+	size_t n, cap;
+	const char *me;
+};
+
+static int all_one(void *ctx, const char *id, const uint8_t *body, size_t len)
+{
+	struct all_images *a = ctx;
+	const char *colon = strchr(id, ':');
+	if (!colon || (size_t)(colon - id) > API_ACCOUNT_ID_LEN)
+		return 0;
+	struct mc_doc *doc = mc_unpack(body, len);
+	if (!doc)
+		return 0;
+	bool pub = false;
+	mc_get_bool(mc_doc_root(doc), "public", &pub);
+	if (!pub && (strncmp(id, a->me, (size_t)(colon - id)) != 0 ||
+	             a->me[colon - id] != '\0')) {
+		mc_doc_free(doc);
+		return 0;
+	}
+	if (a->n == a->cap) {
+		a->cap = a->cap ? 2 * a->cap : 16;
+		a->items = xrealloc(a->items, a->cap * sizeof(a->items[0]));
+	}
+	snprintf(a->items[a->n].owner, sizeof(a->items[a->n].owner), "%.*s",
+	         (int)(colon - id), id);
+	a->items[a->n].resid = xstrdup(colon + 1);
+	a->items[a->n].doc = doc;
+	a->n++;
+	return 0;
+}
+
+static int all_cmp(const void *x, const void *y)
+{
+	const struct all_item *a = x, *b = y;
+	return strcmp(a->resid, b->resid);
+}
+
+static void all_images_free(struct all_images *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->items[i].resid);
+		mc_doc_free(a->items[i].doc);
+	}
+	free(a->items);
 }
 
 static int describe_parse(struct describe *d)
@@ -693,24 +796,29 @@ int api_action_describe_images(struct api_call *call)
 	int rc = -1;
 	d->call = call;
 	d->ids = xcalloc(IMAGE_IDS_MAX, sizeof(char *));
+	d->owners = xcalloc(IMAGE_IDS_MAX, sizeof(char *));
+	d->exec_by = xcalloc(IMAGE_IDS_MAX, sizeof(char *));
 	d->seen = xcalloc(IMAGE_IDS_MAX, sizeof(bool));
 	if (describe_parse(d) < 0 || api_dry_run(call))
 		goto out;
 	api_xml_response_begin(call->out, "DescribeImages", call->version,
 	                       call->request_id);
 	api_xml_open(call->out, "imagesSet");
-	/* Tags are loaded per image: walk a copy (see res_snapshot.c). */
-	struct api_res_snapshot snap;
-	int r = api_res_snapshot_take(call, API_KIND_IMAGE, &snap);
+	struct all_images all = {.me = call->auth->key.account_id};
+	int r = call->cloud->list(call->cloud->arg, API_KIND_IMAGE, "", all_one,
+	                          &all);
 	if (r) {
+		all_images_free(&all);
 		api_res_failed(call, r);
 		goto out;
 	}
-	for (size_t i = 0; i < snap.n; i++)
-		describe_one(d, snap.items[i].resid,
-		             mc_doc_root(snap.items[i].doc));
-	api_res_snapshot_free(&snap);
-	for (size_t i = 0; d->owned && i < d->n_ids; i++)
+	if (all.n)
+		qsort(all.items, all.n, sizeof(all.items[0]), all_cmp);
+	for (size_t i = 0; i < all.n; i++)
+		describe_one(d, all.items[i].owner, all.items[i].resid,
+		             mc_doc_root(all.items[i].doc));
+	all_images_free(&all);
+	for (size_t i = 0; i < d->n_ids; i++)
 		if (!d->seen[i]) {
 			api_error_set(&call->err, "InvalidAMIID.NotFound",
 			              "The image id '[%s]' does not exist",
@@ -724,7 +832,54 @@ int api_action_describe_images(struct api_call *call)
 out:
 	api_filters_free(&d->filters);
 	free(d->ids);
+	free(d->owners);
+	free(d->exec_by);
 	free(d->seen);
 	free(d);
 	return rc;
+}
+
+/* ---- images RunInstances may launch ------------------------------------- */
+
+struct public_find {
+	const char *image_id;
+	char *owner;
+	size_t owner_size;
+	bool found;
+};
+
+static int public_one(void *ctx, const char *id, const uint8_t *body,
+                      size_t len)
+{
+	struct public_find *f = ctx;
+	const char *colon = strchr(id, ':');
+	if (!colon || strcmp(colon + 1, f->image_id) != 0)
+		return 0;
+	struct mc_doc *doc = mc_unpack(body, len);
+	bool pub = false;
+	if (doc && mc_get_bool(mc_doc_root(doc), "public", &pub) && pub) {
+		snprintf(f->owner, f->owner_size, "%.*s", (int)(colon - id),
+		         id);
+		f->found = true;
+	}
+	mc_doc_free(doc);
+	return f->found;
+}
+
+int api_image_find(const struct api_call *call, const char *image_id,
+                   char *owner, size_t owner_size)
+{
+	struct mc_doc *doc = NULL;
+	int r = api_res_load(call, API_KIND_IMAGE, image_id, &doc);
+	mc_doc_free(doc);
+	if (r == 0)
+		snprintf(owner, owner_size, "%s", call->auth->key.account_id);
+	if (r != -ENOENT)
+		return r;
+	struct public_find f = {image_id, owner, owner_size, false};
+	r = call->cloud->list(call->cloud->arg, API_KIND_IMAGE, "", public_one,
+	                      &f);
+	if (r < 0)
+		return r;
+	return f.found ? 0 : -ENOENT;
 }

@@ -377,7 +377,20 @@ struct api_call {
 	struct mc_buf *out;          /* the response body */
 	struct api_keypool *keypool; /* RSA keys made ahead (may be NULL) */
 	struct api_error err;
+	/* Set by the edge for calls that may answer later (NULL in tests
+	 * that run actions directly: those must stay synchronous). */
+	void (*finish)(struct api_call *call, int rc);
 };
+
+/*
+ * An action that returns API_ACTION_PENDING owns the call until it calls
+ * api_call_finish() exactly once, from the loop: rc 0 sends what it wrote
+ * to call->out, a negative rc the error in call->err. Everything the call
+ * points to (params, auth, the request) stays valid until then, even if
+ * the client went away; the call is freed inside.
+ */
+#define API_ACTION_PENDING 1
+void api_call_finish(struct api_call *call, int rc);
 
 /*
  * An action writes its whole document into call->out and returns 0, or
@@ -426,6 +439,15 @@ int api_action_revoke_security_group_ingress(struct api_call *call);
 int api_action_create_tags(struct api_call *call);
 int api_action_delete_tags(struct api_call *call);
 int api_action_describe_tags(struct api_call *call);
+/* Instances (action_instance*.c); most answer later (API_ACTION_PENDING). */
+int api_action_describe_instance_attribute(struct api_call *call);
+int api_action_get_console_output(struct api_call *call);
+int api_action_modify_instance_attribute(struct api_call *call);
+int api_action_reboot_instances(struct api_call *call);
+int api_action_run_instances(struct api_call *call);
+int api_action_start_instances(struct api_call *call);
+int api_action_stop_instances(struct api_call *call);
+int api_action_terminate_instances(struct api_call *call);
 
 /* ---- Resources (resource.c) -------------------------------------------- */
 
@@ -804,6 +826,72 @@ void api_rule_set_xml(struct mc_buf *o, const struct api_call *call,
  * one (and *match says whether any rule of its direction matches). */
 int api_rule_filter(const struct api_filter *f, const struct api_rule *rules,
                     size_t n, bool *match);
+
+/*
+ * The image image_id the caller may launch (action_image.c): its own, or
+ * any account's marked public. Fills owner with the owning account. 0,
+ * -ENOENT, or the cloud's negative errno.
+ */
+int api_image_find(const struct api_call *call, const char *image_id,
+                   char *owner, size_t owner_size);
+
+/* ---- Instances (action_instance.c) -------------------------------------- */
+
+struct mc_instance;
+#define API_INSTANCE_IDS_MAX   1000
+#define API_TERMINATED_SHOW_MS (3600 * 1000ULL) /* then hidden */
+
+/* Whether a record is still shown (terminated ones for an hour). */
+bool api_instance_visible(const struct mc_instance *in, uint64_t now_ms);
+/* The caller's visible instance id into *out (mc_instance_clear it). 0,
+ * -ENOENT, or the cloud's negative errno. */
+int api_instance_load(const struct api_call *call, const char *id,
+                      struct mc_instance *out);
+
+/* The caller's visible instances, in id order. */
+struct api_instance_list {
+	struct mc_instance *items;
+	size_t n, cap;
+};
+
+int api_instance_list_take(const struct api_call *call,
+                           struct api_instance_list *out);
+void api_instance_list_free(struct api_instance_list *l);
+
+/*
+ * The ids of list param (InstanceId.N), each well-formed (else
+ * InvalidInstanceID.Malformed). ids has API_INSTANCE_IDS_MAX slots.
+ * Returns the count, or -1 with call->err.
+ */
+long api_instance_ids(struct api_call *call, const char *param,
+                      const char **ids, bool required);
+/* Loads each of ids into records (n of them, to mc_instance_clear): 0, or
+ * -1 with one InvalidInstanceID.NotFound naming every unknown id (nothing
+ * left to clear then). */
+int api_instances_load(struct api_call *call, const char **ids, size_t n,
+                       struct mc_instance *records);
+/* EC2's error for an instance_op or launch failure; returns -1. */
+int api_instance_op_error(struct api_call *call, int status,
+                          const char *message, const char *id);
+/* <item> of an instancesSet, as DescribeInstances shows it. */
+void api_instance_xml(struct api_call *call, const struct mc_instance *in,
+                      const struct api_tags *tags);
+/* <tag><code/><name/></tag> of a state. */
+void api_instance_state_xml(struct mc_buf *o, const char *tag, int state);
+/* A reservation's <item> body fields before instancesSet (reservationId,
+ * ownerId, groupSet of first). */
+void api_reservation_head_xml(struct api_call *call,
+                              const struct mc_instance *first);
+/* "ip-A-B-C-D.<region>.compute.internal", or "" without an address. */
+void api_instance_dns(const struct api_call *call, const struct mc_instance *in,
+                      char *out, size_t size);
+/* ISO 8601 with milliseconds and Z. */
+void api_time_iso8601(char out[32], uint64_t ms);
+/* Base64 user data of parameter name (blanks and line breaks ignored)
+ * into *out (malloc'ed, NULL when empty; the caller frees): 0, or -1 with
+ * InvalidParameterValue past 16 KiB decoded or for bad base64. */
+int api_user_data_decode(struct api_call *call, const char *name,
+                         const char *value, uint8_t **out, size_t *len);
 
 /* The EC2 API version echoed when the request names none. */
 #define API_DEFAULT_VERSION "2016-11-15"

@@ -12,6 +12,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ struct api_edge {
 	struct api_keypool *keypool;
 	uint8_t request_base[16]; /* request ids: this, xor a counter */
 	uint64_t requests;
+	/* Calls answered later: the edge outlives them (api_edge_stop). */
+	size_t pending;
+	bool http_closed;
 	void (*done)(void *);
 	void *done_arg;
 };
@@ -48,6 +52,7 @@ static const struct api_action actions[] = {
     {"DescribeAddresses", api_action_describe_addresses},
     {"DescribeAvailabilityZones", api_action_describe_availability_zones},
     {"DescribeImages", api_action_describe_images},
+    {"DescribeInstanceAttribute", api_action_describe_instance_attribute},
     {"DescribeInstanceStatus", api_action_describe_instance_status},
     {"DescribeInstanceTypes", api_action_describe_instance_types},
     {"DescribeInstances", api_action_describe_instances},
@@ -59,10 +64,17 @@ static const struct api_action actions[] = {
     {"DescribeVolumes", api_action_describe_volumes},
     {"DescribeVpcs", api_action_describe_vpcs},
     {"GetCallerIdentity", api_action_get_caller_identity},
+    {"GetConsoleOutput", api_action_get_console_output},
     {"ImportKeyPair", api_action_import_key_pair},
+    {"ModifyInstanceAttribute", api_action_modify_instance_attribute},
+    {"RebootInstances", api_action_reboot_instances},
     {"RegisterImage", api_action_register_image},
     {"RevokeSecurityGroupEgress", api_action_revoke_security_group_egress},
     {"RevokeSecurityGroupIngress", api_action_revoke_security_group_ingress},
+    {"RunInstances", api_action_run_instances},
+    {"StartInstances", api_action_start_instances},
+    {"StopInstances", api_action_stop_instances},
+    {"TerminateInstances", api_action_terminate_instances},
 };
 
 static int action_cmp(const void *key, const void *elem)
@@ -166,72 +178,127 @@ static int authenticate(struct api_edge *e, const struct api_http_request *req,
 	return 0;
 }
 
+/*
+ * One call's state, on the heap: an action may answer later, so the
+ * parameters, the signer and the call must outlive edge_handle.
+ */
+struct edge_call {
+	struct api_call call;
+	struct api_params params;
+	struct api_auth auth;
+	struct api_edge *edge;
+	const struct api_http_request *req;
+	struct api_http_response *resp;
+};
+
+static void edge_free(struct api_edge *e);
+
+/* Writes the answer of a finished call into its response; frees it. */
+static void edge_call_end(struct edge_call *ec, int rc)
+{
+	struct api_http_response *resp = ec->resp;
+	const struct api_http_request *req = ec->req;
+	if (rc < 0) {
+		mc_buf_reset(&resp->body);
+		api_xml_error(&resp->body, ec->call.err.code,
+		              ec->call.err.message, ec->call.request_id);
+		resp->status = ec->call.err.status;
+		mc_debug("apiedge", "%s %s from %s: %s: %s", req->method,
+		         req->path, req->peer, ec->call.err.code,
+		         ec->call.err.message);
+	} else {
+		resp->status = 200;
+	}
+	mc_wipe(&ec->auth, sizeof(ec->auth));
+	api_params_free(&ec->params);
+	free(ec);
+}
+
+static void edge_call_finish(struct api_call *call, int rc)
+{
+	struct edge_call *ec =
+	    (struct edge_call *)((char *)call -
+	                         offsetof(struct edge_call, call));
+	struct api_edge *e = ec->edge;
+	struct api_http_response *resp = ec->resp;
+	if (rc == API_ACTION_PENDING)
+		rc = api_error_set(&call->err, "InternalError",
+		                   "The call was finished without an answer.");
+	edge_call_end(ec, rc);
+	/* The response outlives a client that went away (http_conn.c). */
+	api_http_respond(resp);
+	e->pending--;
+	if (e->http_closed && e->pending == 0)
+		edge_free(e);
+}
+
+void api_call_finish(struct api_call *call, int rc)
+{
+	call->finish(call, rc);
+}
+
 static enum api_http_result edge_handle(void *arg,
                                         const struct api_http_request *req,
                                         struct api_http_response *resp)
 {
 	struct api_edge *e = arg;
-	struct api_params params;
-	struct api_auth auth;
-	struct api_call call = {
+	struct edge_call *ec = xcalloc(1, sizeof(*ec));
+	struct api_call *call = &ec->call;
+	ec->edge = e;
+	ec->req = req;
+	ec->resp = resp;
+	*call = (struct api_call){
 	    .cfg = &e->cfg,
 	    .cloud = &e->cloud,
 	    .http = req,
-	    .params = &params,
-	    .auth = &auth,
+	    .params = &ec->params,
+	    .auth = &ec->auth,
 	    .out = &resp->body,
 	    .keypool = e->keypool,
+	    .finish = edge_call_finish,
 	};
-	memset(&auth, 0, sizeof(auth));
-	api_params_init(&params);
-	request_id_new(e, call.request_id);
+	api_params_init(&ec->params);
+	request_id_new(e, call->request_id);
 	api_http_response_header(resp, "Content-Type",
 	                         "text/xml;charset=UTF-8");
-	api_http_response_header(resp, "x-amzn-RequestId", call.request_id);
+	api_http_response_header(resp, "x-amzn-RequestId", call->request_id);
 
 	int rc;
 	const struct api_action *action = NULL;
 	if (!path_served(req->path)) {
-		rc = api_error_set(&call.err, "NotFound",
+		rc = api_error_set(&call->err, "NotFound",
 		                   "No EC2 API is served at this path.");
 	} else if (strcmp(req->method, "GET") != 0 &&
 	           strcmp(req->method, "POST") != 0) {
-		rc = api_error_set(&call.err, "UnsupportedOperation",
+		rc = api_error_set(&call->err, "UnsupportedOperation",
 		                   "The EC2 API takes GET and POST requests.");
 	} else {
-		rc = gather_params(req, &params, &call.err);
+		rc = gather_params(req, &ec->params, &call->err);
 	}
 	if (rc == 0)
-		rc = authenticate(e, req, &params, &auth, &call.err);
+		rc = authenticate(e, req, &ec->params, &ec->auth, &call->err);
 	if (rc == 0) {
-		call.action = api_params_get(&params, "Action");
-		call.version = api_params_get(&params, "Version");
-		if (!call.version || !*call.version)
-			call.version = API_DEFAULT_VERSION;
-		if (!call.action || !*call.action)
-			rc = api_error_set(&call.err, "MissingAction",
+		call->action = api_params_get(&ec->params, "Action");
+		call->version = api_params_get(&ec->params, "Version");
+		if (!call->version || !*call->version)
+			call->version = API_DEFAULT_VERSION;
+		if (!call->action || !*call->action)
+			rc = api_error_set(&call->err, "MissingAction",
 			                   "The request must contain the "
 			                   "parameter Action.");
-		else if (!(action = api_action_find(call.action)))
-			rc = api_error_set(&call.err, "InvalidAction",
+		else if (!(action = api_action_find(call->action)))
+			rc = api_error_set(&call->err, "InvalidAction",
 			                   "The action %s is not valid for "
 			                   "this web service.",
-			                   call.action);
+			                   call->action);
 	}
 	if (rc == 0)
-		rc = action->run(&call);
-	if (rc < 0) {
-		mc_buf_reset(&resp->body);
-		api_xml_error(&resp->body, call.err.code, call.err.message,
-		              call.request_id);
-		resp->status = call.err.status;
-		mc_debug("apiedge", "%s %s from %s: %s: %s", req->method,
-		         req->path, req->peer, call.err.code, call.err.message);
-	} else {
-		resp->status = 200;
+		rc = action->run(call);
+	if (rc == API_ACTION_PENDING) {
+		e->pending++;
+		return API_HTTP_PENDING;
 	}
-	mc_wipe(&auth, sizeof(auth));
-	api_params_free(&params);
+	edge_call_end(ec, rc);
 	return API_HTTP_DONE;
 }
 
@@ -332,9 +399,8 @@ size_t api_edge_conn_count(const struct api_edge *e)
 	return api_http_server_conn_count(e->http);
 }
 
-static void on_http_closed(void *arg)
+static void edge_free(struct api_edge *e)
 {
-	struct api_edge *e = arg;
 	void (*done)(void *) = e->done;
 	void *done_arg = e->done_arg;
 	api_throttle_free(e->throttle);
@@ -345,6 +411,16 @@ static void on_http_closed(void *arg)
 	free(e);
 	if (done)
 		done(done_arg);
+}
+
+/* The edge goes once its server closed and no call waits for the cloud
+ * (which answers those it holds with -ECANCELED when it stops). */
+static void on_http_closed(void *arg)
+{
+	struct api_edge *e = arg;
+	e->http_closed = true;
+	if (e->pending == 0)
+		edge_free(e);
 }
 
 void api_edge_stop(struct api_edge *e, void (*done)(void *arg), void *arg)

@@ -160,3 +160,34 @@ bool mc_identity_check(const struct mc_identity *id)
 	return memcmp(pk, id->sign_pk, sizeof(pk)) == 0 &&
 	       memcmp(bpk, id->box_pk, sizeof(bpk)) == 0;
 }
+
+int mc_box_precompute(uint8_t key[MC_BOX_KEY_BYTES],
+                      const uint8_t their_pk[MC_BOX_PK_BYTES],
+                      const uint8_t our_sk[MC_BOX_SK_BYTES])
+{
+	return crypto_box_beforenm(key, their_pk, our_sk) == 0 ? 0 : -EINVAL;
+}
+
+void mc_box_seal(struct mc_buf *out, const uint8_t key[MC_BOX_KEY_BYTES],
+                 const void *msg, size_t n)
+{
+	uint8_t *dst = mc_buf_reserve(out, n + MC_BOX_OVERHEAD);
+	randombytes_buf(dst, crypto_box_NONCEBYTES);
+	crypto_box_easy_afternm(dst + crypto_box_NONCEBYTES, msg, n, dst, key);
+	out->len += n + MC_BOX_OVERHEAD;
+}
+
+int mc_box_open(struct mc_buf *out, const uint8_t key[MC_BOX_KEY_BYTES],
+                const void *sealed, size_t n)
+{
+	if (n < MC_BOX_OVERHEAD)
+		return -EBADMSG;
+	const uint8_t *nonce = sealed;
+	size_t ct_len = n - crypto_box_NONCEBYTES;
+	uint8_t *dst = mc_buf_reserve(out, ct_len - crypto_box_MACBYTES);
+	if (crypto_box_open_easy_afternm(dst, nonce + crypto_box_NONCEBYTES,
+	                                 ct_len, nonce, key) != 0)
+		return -EBADMSG;
+	out->len += ct_len - crypto_box_MACBYTES;
+	return 0;
+}

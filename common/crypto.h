@@ -74,4 +74,23 @@ void mc_box_public(uint8_t pk[MC_BOX_PK_BYTES],
 /* Recomputes both public keys from the secrets; false if inconsistent. */
 bool mc_identity_check(const struct mc_identity *id);
 
+/*
+ * crypto_box between two identities' X25519 keys (XSalsa20-Poly1305), with
+ * the shared key computed once (crypto_box_beforenm) and kept by the
+ * caller. Both directions share the key: what a message is, and who sent
+ * it to whom, must be inside it. -EINVAL for a public key that gives a
+ * weak shared secret.
+ */
+#define MC_BOX_KEY_BYTES 32
+#define MC_BOX_OVERHEAD  (24 + 16) /* nonce + Poly1305 tag */
+int mc_box_precompute(uint8_t key[MC_BOX_KEY_BYTES],
+                      const uint8_t their_pk[MC_BOX_PK_BYTES],
+                      const uint8_t our_sk[MC_BOX_SK_BYTES]);
+/* Appends nonce || box (n + MC_BOX_OVERHEAD bytes) to out, random nonce. */
+void mc_box_seal(struct mc_buf *out, const uint8_t key[MC_BOX_KEY_BYTES],
+                 const void *msg, size_t n);
+/* Opens what mc_box_seal made, appending the plaintext; -EBADMSG. */
+int mc_box_open(struct mc_buf *out, const uint8_t key[MC_BOX_KEY_BYTES],
+                const void *sealed, size_t n);
+
 #endif

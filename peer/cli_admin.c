@@ -3,6 +3,7 @@
 #include "cloud.h"
 #include "cloudkey.h"
 #include "config.h"
+#include "images_int.h"
 #include "mem.h"
 #include "records.h"
 #include "wire.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Reads all of stdin for a record body; caller frees. */
 static uint8_t *read_stdin(size_t *len)
@@ -53,7 +55,10 @@ static void admin_usage(FILE *out)
 	    "                             transaction (spread by "
 	    "anti-entropy)\n"
 	    "  key rotate                 replace the cloud key everywhere, "
-	    "without a gap\n");
+	    "without a gap\n"
+	    "  ping PEER_ID_OR_NAME       an RPC round trip to a peer\n"
+	    "  image import|pull|list     images (mallee admin image "
+	    "--help)\n");
 }
 
 static void print_record_line(const struct mc_val *r)
@@ -251,6 +256,61 @@ static int admin_ca(const char *dir)
 	return r;
 }
 
+/*
+ * An RPC ping through the running peer: it starts the ping and keeps the
+ * outcome, which this polls for (the control socket answers at once).
+ */
+static int admin_ping(const char *dir, const char *to, bool json)
+{
+	struct mc_buf req;
+	struct mc_doc *doc = NULL;
+	mc_buf_init(&req);
+	mc_pack_map(&req, 2);
+	mc_pack_kv_str(&req, "cmd", "ping");
+	mc_pack_kv_str(&req, "to", to);
+	int r = ctl_request("admin", dir, &req, &doc);
+	mc_buf_free(&req);
+	if (r)
+		return r;
+	uint64_t ticket = 0;
+	mc_get_uint(mc_doc_root(doc), "ticket", &ticket);
+	mc_doc_free(doc);
+	/* The RPC gives up after PEER_RPC_TIMEOUT_MS (15 s); poll past it. */
+	for (int tries = 0; tries < 2000; tries++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		mc_buf_init(&req);
+		mc_pack_map(&req, 2);
+		mc_pack_kv_str(&req, "cmd", "ping-result");
+		mc_pack_kv_uint(&req, "ticket", ticket);
+		r = ctl_request("admin", dir, &req, &doc);
+		mc_buf_free(&req);
+		if (r)
+			return r;
+		const struct mc_val *root = mc_doc_root(doc);
+		bool done = false;
+		mc_get_bool(root, "done", &done);
+		if (done) {
+			uint64_t us = 0;
+			char id[32], name[64];
+			mc_get_uint(root, "rtt_us", &us);
+			if (json)
+				print_json(root);
+			else
+				printf("pong from %s (%s) in %.3f ms\n",
+				       str_or(root, "name", name, sizeof(name),
+				              "?"),
+				       str_or(root, "id", id, sizeof(id), "?"),
+				       (double)us / 1000.0);
+			mc_doc_free(doc);
+			return 0;
+		}
+		mc_doc_free(doc);
+	}
+	fprintf(stderr, "mallee admin: ping %s: no outcome in time\n", to);
+	return 1;
+}
+
 /* Account and access-key commands: one request, the answer printed. */
 static int admin_keys(const char *dir, const char *cmd, const char *field,
                       const char *value, const char *user, bool json)
@@ -320,6 +380,8 @@ int cli_admin(int argc, char **argv)
 	const char *account = NULL, *user = NULL;
 	bool json = false;
 	int c;
+	if (cli_admin_image_wanted(argc, argv))
+		return cli_admin_image(argc, argv);
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -357,6 +419,8 @@ int cli_admin(int argc, char **argv)
 		return admin_key_rotate(dir);
 	if (strcmp(what, "ca") == 0 && left == 1)
 		return admin_ca(dir);
+	if (strcmp(what, "ping") == 0 && left == 2)
+		return admin_ping(dir, argv[optind + 1], json);
 	if (strcmp(what, "account") == 0 && strcmp(op, "create") == 0 &&
 	    left == 3)
 		return admin_keys(dir, "account-create", "name",

@@ -18,6 +18,7 @@ enum opt_kind {
 	OPT_PATH,
 	OPT_UINT,
 	OPT_CHOICE, /* one of the words in arg, "a|b|c" */
+	OPT_COUNT,  /* like OPT_UINT, but 0 is allowed (it means "default") */
 };
 
 struct opt {
@@ -84,6 +85,25 @@ static const struct opt opts[] = {
              "retransmit multiplier (default 4)"),
     UINT_OPT("gossip-pushpull-ms", gossip_pushpull_ms,
              "anti-entropy interval (default 30000)"),
+    {"virt-uri", OPT_STR, offsetof(struct peer_config, virt_uri),
+     sizeof(((struct peer_config *)0)->virt_uri), "URI",
+     "libvirt connection for instances (default qemu:///system; \"none\": "
+     "this peer hosts no instances)"},
+    {"virt-type", OPT_CHOICE, offsetof(struct peer_config, virt_type),
+     sizeof(((struct peer_config *)0)->virt_type), "auto|kvm|qemu",
+     "domain type (default auto: kvm when the hypervisor offers it)"},
+    {"capacity-vcpu", OPT_COUNT, offsetof(struct peer_config, capacity_vcpu),
+     sizeof(((struct peer_config *)0)->capacity_vcpu), "N",
+     "vCPUs this host offers instances (default 0: its CPU count)"},
+    {"capacity-memory-mib", OPT_COUNT,
+     offsetof(struct peer_config, capacity_memory_mib),
+     sizeof(((struct peer_config *)0)->capacity_memory_mib), "N",
+     "memory (MiB) this host offers instances (default 0: its RAM)"},
+    STR_OPT(bridge, OPT_STR, "NAME",
+            "bridge for this host's instances (default mallee0)"),
+    {"imds-port", OPT_COUNT, offsetof(struct peer_config, imds_port),
+     sizeof(((struct peer_config *)0)->imds_port), "N",
+     "metadata service port on 169.254.169.254 (default 0: 80)"},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -97,6 +117,9 @@ void peer_config_defaults(struct peer_config *c)
 	snprintf(c->api_listen, sizeof(c->api_listen), "127.0.0.1:%d",
 	         PEER_DEFAULT_API_PORT);
 	snprintf(c->api_tls, sizeof(c->api_tls), "auto");
+	snprintf(c->virt_uri, sizeof(c->virt_uri), "qemu:///system");
+	snprintf(c->virt_type, sizeof(c->virt_type), "auto");
+	snprintf(c->bridge, sizeof(c->bridge), "mallee0");
 	c->log_level = MC_LOG_INFO;
 }
 
@@ -174,6 +197,20 @@ static int set_opt(struct peer_config *c, const struct opt *o,
 			         "--%s: \"%s\" is not a number from 1 to "
 			         "3600000",
 			         o->name, value);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)v;
+		return 0;
+	}
+	case OPT_COUNT: {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		if (errno || end == value || *end != '\0' || v > UINT32_MAX ||
+		    !isdigit((unsigned char)value[0])) {
+			snprintf(err, err_size,
+			         "--%s: \"%s\" is not a number from 0 to %u",
+			         o->name, value, UINT32_MAX);
 			return -EINVAL;
 		}
 		*(uint32_t *)field = (uint32_t)v;

@@ -39,6 +39,17 @@ struct peer_config {
 	uint32_t gossip_suspicion_mult;
 	uint32_t gossip_retransmit_mult;
 	uint32_t gossip_pushpull_ms;
+	/* Instances: the libvirt URI ("none": this peer hosts none), the
+	 * domain type (auto, kvm or qemu), and what this host offers them
+	 * (0: what it measures). */
+	char virt_uri[256];
+	char virt_type[8];
+	uint32_t capacity_vcpu;
+	uint32_t capacity_memory_mib;
+	/* Host networking: the instances' bridge, and the metadata
+	 * service's port on 169.254.169.254 (0: 80). */
+	char bridge[16];
+	uint32_t imds_port;
 };
 
 void peer_config_defaults(struct peer_config *c);

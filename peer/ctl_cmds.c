@@ -2,6 +2,9 @@
 #include "peer.h"
 
 #include "cloudkey.h"
+#include "hostnet.h"
+#include "images_int.h"
+#include "instances.h"
 #include "log.h"
 #include "mem.h"
 #include "wire.h"
@@ -49,7 +52,7 @@ static void pack_capacity(struct mc_buf *b, const struct peer_capacity *c)
 static void cmd_status(struct peer *p, struct mc_buf *reply)
 {
 	uint64_t records = 0;
-	peer_capacity_measure(p->cfg.data_dir, &p->capacity);
+	peer_instances_capacity(p);
 	peer_store_count(p->store, NULL, &records);
 
 	mc_pack_map(reply, 2);
@@ -321,6 +324,20 @@ void peer_ctl_dispatch(void *arg, const struct mc_val *req,
 		peer_cmd_key_revoke(p, req, reply);
 	else if (mc_val_is_str(cmd, "key-rotate"))
 		cmd_key_rotate(p, reply);
+	else if (mc_val_is_str(cmd, "ping"))
+		peer_cmd_ping(p, req, reply);
+	else if (mc_val_is_str(cmd, "ping-result"))
+		peer_cmd_ping_result(p, req, reply);
+	else if (mc_val_is_str(cmd, "hostnet-lease"))
+		peer_cmd_hostnet_lease(p, req, reply);
+	else if (mc_val_is_str(cmd, "image-import"))
+		images_cmd_import(p, req, reply);
+	else if (mc_val_is_str(cmd, "image-pull"))
+		images_cmd_pull(p, req, reply);
+	else if (mc_val_is_str(cmd, "image-job"))
+		images_cmd_job(p, req, reply);
+	else if (mc_val_is_str(cmd, "image-list"))
+		images_cmd_list(p, req, reply);
 	else
 		peer_ctl_reply_error(reply, "unknown command");
 }

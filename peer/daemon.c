@@ -3,8 +3,12 @@
 #include "cloud.h"
 #include "cloudkey.h"
 #include "edge.h"
+#include "hostnet.h"
+#include "images.h"
+#include "instances.h"
 #include "log.h"
 #include "mem.h"
+#include "rpc.h"
 #include "token.h"
 
 #include <arpa/inet.h>
@@ -202,6 +206,10 @@ static void close_all(struct peer *p)
 {
 	peer_cloudkey_stop(p);
 	peer_edge_stop(p);
+	peer_instances_stop(p);
+	peer_images_stop(p);
+	peer_hostnet_stop(p); /* when a diagnostic started it alone */
+	peer_rpc_stop(p);
 	if (p->net) {
 		peer_net_stop(p->net);
 		p->net = NULL;
@@ -394,6 +402,14 @@ int peer_run(const struct peer_config *cfg)
 	choose_seeds(p, seeds, sizeof(seeds));
 	p->net = peer_net_start(p, seeds, err, sizeof(err));
 	if (!p->net) {
+		close_all(p);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		goto fail;
+	}
+	peer_rpc_start(p);
+	peer_images_start(p, err, sizeof(err));
+	if (peer_instances_start(p, err, sizeof(err))) {
 		close_all(p);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);

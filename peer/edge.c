@@ -2,6 +2,7 @@
 
 #include "apiedge.h"
 #include "cloud.h"
+#include "launch.h"
 #include "log.h"
 #include "mem.h"
 #include "peer.h"
@@ -294,6 +295,9 @@ static int try_start(struct peer *p, char *err, size_t err_size)
 	    .put = record_put,
 	    .del = record_del,
 	    .zones = zones,
+	    .launch = peer_launch,
+	    .instance_op = peer_instance_op,
+	    .host_state = peer_host_state,
 	};
 	int r = api_edge_start(&p->edge, p->loop,
 	                       (const struct sockaddr *)&addr.ss, &cfg, &cloud);
@@ -342,6 +346,9 @@ void peer_edge_stop(struct peer *p)
 		uv_close((uv_handle_t *)&p->edge_wait, NULL);
 		p->edge_waiting = false;
 	}
+	/* Launches and operations still waiting are answered while the
+	 * edge that asked is still there. */
+	peer_launch_stop(p);
 	if (p->edge) {
 		api_edge_stop(p->edge, NULL, NULL);
 		p->edge = NULL;

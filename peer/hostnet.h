@@ -12,6 +12,9 @@
 #include <stddef.h>
 
 struct peer;
+struct peer_hostnet;
+struct mc_val;
+struct mc_buf;
 
 /*
  * Called when an instance's guest has its address: the DHCP server sent it
@@ -25,8 +28,8 @@ typedef void (*peer_hostnet_addr_cb)(struct peer *p, const char *instance_id,
  * slice's first address and 169.254.169.254/32 on the bridge, starts DHCP
  * and the metadata service. 0, or a negative errno with err filled.
  */
-int peer_hostnet_start(struct peer *p, peer_hostnet_addr_cb on_addr,
-                       char *err, size_t err_size);
+int peer_hostnet_start(struct peer *p, peer_hostnet_addr_cb on_addr, char *err,
+                       size_t err_size);
 /* Stops DHCP and the metadata service; the bridge stays (guests use it). */
 void peer_hostnet_stop(struct peer *p);
 
@@ -42,5 +45,17 @@ int peer_hostnet_lease(struct peer *p, const char *instance_id, char ip[16],
                        char mac[18]);
 /* Gives the address back (terminate). */
 void peer_hostnet_release(struct peer *p, const char *instance_id);
+
+/* The MTU DHCP offers (option 26; 1500 until the overlay lowers it). */
+void peer_hostnet_set_mtu(struct peer *p, unsigned mtu);
+
+/*
+ * Control socket "hostnet-lease" {id, release?}: a diagnostic (and what
+ * tests/cluster/test_hostnet.py uses) that starts host networking when it
+ * is not running and leases (or releases) an address for an instance id
+ * without an instance. Replies {ok, ip, mac, bridge, slice, confirmed}.
+ */
+void peer_cmd_hostnet_lease(struct peer *p, const struct mc_val *req,
+                            struct mc_buf *reply);
 
 #endif

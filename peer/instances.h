@@ -30,6 +30,10 @@ void peer_instances_stop(struct peer *p);
 void peer_instances_reserved(struct peer *p, uint32_t *vcpu,
                              uint64_t *mem_mib, uint64_t *disk_mib);
 
+/* Re-measures the host and sets p->capacity: totals from the settings
+ * (--capacity-*) or measured, free = total - reserved. */
+void peer_instances_capacity(struct peer *p);
+
 /* The instance of this host with that private address: 0 and a copy in
  * *out (mc_instance_clear it), or -ENOENT. For the metadata service. */
 int peer_instances_by_ip(struct peer *p, const char *ip,

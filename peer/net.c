@@ -491,6 +491,26 @@ uint32_t peer_net_incarnation(struct peer_net *n)
 	return gossip_incarnation(n->g);
 }
 
+const struct gossip *peer_net_gossip(const struct peer_net *n)
+{
+	return n->g;
+}
+
+void peer_net_capacity_changed(struct peer_net *n)
+{
+	if (!n || n->stopping)
+		return;
+	struct gossip_node node;
+	fill_node(n->p, &node);
+	const struct gossip_node *now = gossip_local_node(n->g);
+	if (memcmp(&now->cap, &node.cap, sizeof(node.cap)) == 0)
+		return;
+	/* A new incarnation carries the numbers to every member. */
+	if (gossip_set_local_node(n->g, &node, now_ms(n)) != 0)
+		mc_warn("gossip", "cannot advertise the new capacity");
+	net_rearm(n);
+}
+
 struct pack_state {
 	struct mc_buf *b;
 	uint32_t n;

@@ -62,4 +62,19 @@ int peer_net_zones(struct peer_net *n,
 /* The incarnation to save for the next start. */
 uint32_t peer_net_incarnation(struct peer_net *n);
 
+/*
+ * The membership, read-only (gossip.h's getters), for the peer's other
+ * parts: RPC finds members' addresses and keys there, placement their
+ * capacity. Valid until peer_net_stop.
+ */
+struct gossip;
+const struct gossip *peer_net_gossip(const struct peer_net *n);
+
+/*
+ * Re-reads p->capacity (the free numbers a host's admissions change) into
+ * what this peer advertises, so edges place with them. Cheap when nothing
+ * changed.
+ */
+void peer_net_capacity_changed(struct peer_net *n);
+
 #endif

@@ -19,16 +19,22 @@
  * and bucket digests, the server answers with its own and its entries for
  * the differing buckets, the client sends RECS (newer records and wants) and
  * the server the wanted records.
+ *
+ * RPC shares the listener: a connection whose first 4 bytes are RPC_MAGIC
+ * (a length no push-pull frame can have) is handed to rpc.c.
  */
 #include "net_int.h"
+#include "rpc_int.h"
 
 #include "log.h"
 #include "mem.h"
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STREAM_AD "mallee-stream-1"
 
@@ -49,6 +55,7 @@ struct net_stream {
 	int open_handles;
 	bool client, join, closing, succeeded;
 	bool close_after_write; /* the client's last frame is on its way */
+	bool handed_over;       /* an RPC connection, now rpc.c's */
 	unsigned frames_in;
 	enum stream_step step;
 	struct mc_buf in;
@@ -75,7 +82,9 @@ static void stream_close(struct net_stream *s, bool ok)
 	if (s->closing)
 		return;
 	s->closing = true;
-	if (ok || s->succeeded) {
+	if (s->handed_over) {
+		/* Not a push-pull: counted by neither. */
+	} else if (ok || s->succeeded) {
 		s->n->c.pushpulls++;
 	} else {
 		s->n->c.pushpull_failures++;
@@ -608,9 +617,34 @@ static bool handle_message(struct net_stream *s, const struct mc_val *msg)
 	return false;
 }
 
+/*
+ * Gives the socket to rpc.c: a duplicate of its descriptor goes there with
+ * the bytes read so far, and this stream closes its own.
+ */
+static void hand_over_rpc(struct net_stream *s)
+{
+	uv_os_fd_t fd;
+	int dup_fd = -1;
+	if (uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
+		dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	s->handed_over = true;
+	if (dup_fd >= 0)
+		peer_rpc_adopt(s->n->p, dup_fd, s->in.data, s->in.len,
+		               s->peer_addr);
+	else
+		mc_warn("rpc", "cannot take the connection from %s",
+		        s->peer_addr);
+	stream_close(s, false);
+}
+
 static void handle_frames(struct net_stream *s)
 {
 	const struct peer_keyring *ring = &s->n->p->keyring;
+	if (!s->client && s->frames_in == 0 && s->in.len >= RPC_MAGIC_LEN &&
+	    memcmp(s->in.data, RPC_MAGIC, RPC_MAGIC_LEN) == 0) {
+		hand_over_rpc(s);
+		return;
+	}
 	while (!s->closing && s->in.len >= 4) {
 		uint32_t len = mc_load_be32(s->in.data);
 		if (len > NET_STREAM_MAX_FRAME || len < MC_SEAL_OVERHEAD) {

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 struct api_edge;
+struct peer_instances;
 
 #include "apiedge.h"
 
@@ -54,7 +55,12 @@ struct peer {
 
 	struct peer_ctl *ctl;
 	struct peer_net *net;
+	struct peer_rpc *rpc;       /* rpc.c */
+	struct peer_launch *launch; /* launch.c: the edge's placements */
 	struct api_edge *edge;
+	struct peer_instances *instances; /* instances.c; NULL when stopped */
+	struct peer_images *images;       /* images.c; NULL when stopped */
+	struct peer_hostnet *hostnet;     /* hostnet.c; NULL when stopped */
 	uv_timer_t edge_wait; /* until the CA record arrives */
 	struct peer_key_cache key_cache[PEER_KEY_CACHE];
 	bool edge_waiting;
@@ -74,6 +80,13 @@ int peer_run(const struct peer_config *cfg);
 /* Control socket requests (ctl_cmds.c). */
 void peer_ctl_dispatch(void *arg, const struct mc_val *request,
                        struct mc_buf *reply);
+
+/* `mallee admin ping`: starts an RPC ping, then polls for its answer
+ * (rpc_ping.c). */
+void peer_cmd_ping(struct peer *p, const struct mc_val *req,
+                   struct mc_buf *reply);
+void peer_cmd_ping_result(struct peer *p, const struct mc_val *req,
+                          struct mc_buf *reply);
 
 /* Accounts and access keys (ctl_keys.c). */
 void peer_cmd_account_create(struct peer *p, const struct mc_val *req,

@@ -18,6 +18,12 @@ MALLEE_KVM (default "off" here) is passed to scripts/libvirt: with "off" the
 daemon offers QEMU TCG only, as on CI machines without /dev/kvm, and a
 machine whose /dev/kvm exists but cannot run guests is no trap.
 
+VmHost(tag, netns=NAME, lan=False) is the libvirt half alone, for a host
+whose network namespace someone else made (tests/vm/cloud.py: the cluster
+harness's flat topology): the namespace is used as it is and left for its
+owner to delete, and with lan=False there is no mbr0, DHCP or metadata
+address (a mallee peer brings its own).
+
 Everything is undone by close() (also on SIGTERM and at exit); namespaces
 and directories of a test that was SIGKILLed are swept by the next VmHost.
 Every wait is bounded.
@@ -114,9 +120,11 @@ def sweep_stale():
 
 
 class VmHost:
-    def __init__(self, tag):
+    def __init__(self, tag, netns=None, lan=True):
         self.tag = tag
-        self.ns = f"{NS_PREFIX}{os.getpid()}-{tag}"
+        self.own_ns = netns is None
+        self.ns = netns or f"{NS_PREFIX}{os.getpid()}-{tag}"
+        self.lan = lan
         self.dir = None
         self.uri = None
         self.libvirt_dir = None
@@ -150,14 +158,16 @@ class VmHost:
         os.makedirs(self.dir)
         # QEMU runs as libvirt-qemu and opens the guests' files in here.
         os.chmod(self.dir, 0o755)
-        run(["ip", "netns", "add", self.ns])
         ip = lambda *a: run(self.ns_cmd("ip", *a))
-        ip("link", "set", "lo", "up")
-        ip("link", "add", BRIDGE, "type", "bridge")
-        ip("addr", "add", f"{NET}.1/24", "dev", BRIDGE)
-        ip("addr", "add", f"{METADATA_ADDR}/32", "dev", BRIDGE)
-        ip("link", "set", BRIDGE, "up")
-        self._start_dhcp()
+        if self.own_ns:
+            run(["ip", "netns", "add", self.ns])
+            ip("link", "set", "lo", "up")
+        if self.lan:
+            ip("link", "add", BRIDGE, "type", "bridge")
+            ip("addr", "add", f"{NET}.1/24", "dev", BRIDGE)
+            ip("addr", "add", f"{METADATA_ADDR}/32", "dev", BRIDGE)
+            ip("link", "set", BRIDGE, "up")
+            self._start_dhcp()
         self.libvirt_dir = os.path.join(self.dir, "libvirt")
         t = time.monotonic()
         env = dict(os.environ, MALLEE_KVM=KVM)
@@ -212,6 +222,11 @@ class VmHost:
             return ":80" in cp.stdout
         bounded_wait(listening, 10, "the metadata server")
 
+    def virsh(self, *args, timeout=30, check=False):
+        """`virsh -q -c URI ARGS` -> CompletedProcess (text)."""
+        return run(["virsh", "-q", "-c", self.uri] + [str(a) for a in args],
+                   timeout=timeout, check=check)
+
     def read(self, name):
         try:
             with open(os.path.join(self.dir, name), errors="replace") as f:
@@ -253,7 +268,8 @@ class VmHost:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=5)
-        run(["ip", "netns", "delete", self.ns], check=False)
+        if self.own_ns:
+            run(["ip", "netns", "delete", self.ns], check=False)
         if self.dir and not os.environ.get("MALLEE_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
         if self in _live:
