@@ -6,6 +6,8 @@
  */
 #include "apiedge_int.h"
 
+#include "instance.h"
+
 #include "mem.h"
 #include "wire.h"
 
@@ -194,6 +196,11 @@ int api_resource_check(struct api_call *call, const char *id,
 	} else if (strcmp(k->prefix, "key") == 0) {
 		r = api_key_pair_load(call, NULL, id, &doc);
 		mc_doc_free(doc);
+	} else if (strcmp(k->prefix, "i") == 0) {
+		struct mc_instance in;
+		r = api_instance_load(call, id, &in);
+		if (r == 0)
+			mc_instance_clear(&in);
 	} else if (strcmp(k->prefix, "vpc") == 0) {
 		char vpc[32];
 		api_default_vpc_id(call, vpc);

@@ -23,6 +23,7 @@ static const struct {
     {"DryRunOperation", 412},
     {"RequestLimitExceeded", 503},
     {"InternalError", 500},
+    {"InsufficientInstanceCapacity", 500},
     {"InternalFailure", 500},
     {"ServiceUnavailable", 503},
     {"Unavailable", 503},

@@ -345,7 +345,7 @@ static void test_capacity(void)
 	unsigned ops = ec_fake.ops;
 	int st = ec_do(&body, "RunInstances", "ImageId", image_id, "MinCount",
 	               "3", "MaxCount", "3", "ClientToken", "tok-cap", NULL);
-	ec_check_error(st, body, 400, "InsufficientInstanceCapacity");
+	ec_check_error(st, body, 500, "InsufficientInstanceCapacity");
 	CHECK(strstr(body, "2 of the 3") != NULL);
 	CHECK(strstr(body, "has no room for a m1.small") != NULL);
 	free(body);
@@ -389,7 +389,7 @@ static void fails(const char *code, const char *action, const char *id)
 {
 	char *body;
 	int st = ec_do(&body, action, "InstanceId.1", id, NULL);
-	ec_check_error(st, body, 400, code);
+	ec_check_error(st, body, api_error_status(code), code);
 	free(body);
 }
 
