@@ -636,14 +636,13 @@ static void xml_image(struct api_call *call, const struct image *im,
  * Owner.N: "self" (or the caller's account) names the caller's images, an
  * account id that account's images the caller may see, and "amazon" (or
  * "aws-marketplace", "all") the public images, which the cloud's admin
- * imports for every account. ExecutableBy.N: "all" names the public
- * images, "self" (or the caller's account) every image the caller may
- * launch. With neither, the caller's images and the public ones.
+ * imports for every account. With no Owner, the caller's images and the
+ * public ones. ExecutableBy.N narrows nothing: every image a caller sees
+ * it may launch (its own, or public ones).
  */
 static bool owner_matches(const struct describe *d, const struct image *im)
 {
-	const char *me = d->call->auth->key.account_id;
-	bool mine = strcmp(im->owner, me) == 0;
+	bool mine = strcmp(im->owner, d->call->auth->key.account_id) == 0;
 	bool ok = d->n_owners == 0;
 	for (size_t i = 0; i < d->n_owners && !ok; i++) {
 		const char *o = d->owners[i];
@@ -656,17 +655,7 @@ static bool owner_matches(const struct describe *d, const struct image *im)
 		else
 			ok = strcmp(o, im->owner) == 0;
 	}
-	bool exec = d->n_exec_by == 0;
-	for (size_t i = 0; i < d->n_exec_by && !exec; i++) {
-		const char *e = d->exec_by[i];
-		if (strcmp(e, "all") == 0)
-			exec = im->public;
-		else if (strcmp(e, "self") == 0 || strcmp(e, me) == 0)
-			exec = mine || im->public;
-		else
-			exec = im->public;
-	}
-	return ok && exec;
+	return ok;
 }
 
 static void describe_one(struct describe *d, const char *owner,

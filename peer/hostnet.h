@@ -39,7 +39,8 @@ const char *peer_hostnet_bridge(const struct peer *p);
 /*
  * A lease for instance_id: its address and MAC (the same again when it
  * already has one). Leases live in the store, so a restarted peer keeps
- * them. 0, or -ENOSPC when the slice is full.
+ * them. 0; -ENOSPC when the slice is full; -ENETDOWN when host
+ * networking is not running.
  */
 int peer_hostnet_lease(struct peer *p, const char *instance_id, char ip[16],
                        char mac[18]);

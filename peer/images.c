@@ -601,25 +601,33 @@ static void pull_assemble(struct image_pull *pl)
 	pull_queue(pl, assemble_work, assemble_done);
 }
 
+static int chunk_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct pull_chunk *)a)->hash,
+	              ((const struct pull_chunk *)b)->hash, IMAGES_HASH_BYTES);
+}
+
 /* The distinct chunks of every part (a disk of zeros repeats one). */
 static void pull_collect_chunks(struct image_pull *pl)
 {
-	size_t total = 0;
+	size_t total = 0, n = 0;
 	for (int i = 0; i < IMAGES_PARTS; i++)
 		total += pl->man.part[i].n_chunks;
 	pl->chunks = xcalloc(total ? total : 1, sizeof(*pl->chunks));
 	for (int i = 0; i < IMAGES_PARTS; i++) {
 		const struct images_part *pt = &pl->man.part[i];
-		for (uint32_t c = 0; c < pt->n_chunks; c++) {
-			bool seen = false;
-			for (size_t k = 0; k < pl->n_chunks && !seen; k++)
-				seen =
-				    hash_eq(pl->chunks[k].hash, pt->chunks[c]);
-			if (!seen)
-				memcpy(pl->chunks[pl->n_chunks++].hash,
-				       pt->chunks[c], IMAGES_HASH_BYTES);
-		}
+		for (uint32_t c = 0; c < pt->n_chunks; c++)
+			memcpy(pl->chunks[n++].hash, pt->chunks[c],
+			       IMAGES_HASH_BYTES);
 	}
+	if (n)
+		qsort(pl->chunks, n, sizeof(*pl->chunks), chunk_cmp);
+	pl->n_chunks = 0;
+	for (size_t k = 0; k < n; k++)
+		if (pl->n_chunks == 0 ||
+		    !hash_eq(pl->chunks[pl->n_chunks - 1].hash,
+		             pl->chunks[k].hash))
+			pl->chunks[pl->n_chunks++] = pl->chunks[k];
 }
 
 int images_ensure(struct peer *p, const char *image_id, ensure_cb cb, void *ctx,

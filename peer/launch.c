@@ -161,8 +161,8 @@ static void op_answer(struct launch_op *op, int status, const char *message,
 static void op_deliver(struct launch_op *op)
 {
 	op->answered = true;
-	const char *msg = op->status && !op->message ? strerror(-op->status)
-	                                             : op->message;
+	const char *msg =
+	    op->status && !op->message ? strerror(-op->status) : op->message;
 	const struct mc_instance *inst = op->has_result ? &op->result : NULL;
 	if (op->is_launch)
 		op->lcb(op->ctx, op->status, op->status ? msg : NULL,
@@ -262,20 +262,19 @@ static void note_refusal(struct launch_op *op, const struct peer_launch_host *h,
 static bool is_capacity_error(int status)
 {
 	return status == -ENOSPC || status == -EHOSTUNREACH ||
-	       status == -ETIMEDOUT || status == -EPROTO ||
-	       status == -ENOSYS || status == -EBUSY;
+	       status == -ETIMEDOUT || status == -EPROTO || status == -ENOSYS ||
+	       status == -EBUSY;
 }
 
 static void launch_give_up(struct launch_op *op)
 {
 	char *msg;
 	if (op->n_order == 0) {
-		msg = xasprintf("no host fits %u vCPU, %llu MiB memory%s%s "
-		                "(of the hosts alive, none has that free)",
-		                op->want.vcpu,
-		                (unsigned long long)op->want.mem_mib,
-		                op->want.zone[0] ? " in zone " : "",
-		                op->want.zone);
+		msg = xasprintf(
+		    "no host fits %u vCPU, %llu MiB memory%s%s "
+		    "(of the hosts alive, none has that free)",
+		    op->want.vcpu, (unsigned long long)op->want.mem_mib,
+		    op->want.zone[0] ? " in zone " : "", op->want.zone);
 		op_answer(op, -ENOSPC, msg, NULL, NULL, 0);
 	} else if (!op->errs_differ && op->first_err &&
 	           !is_capacity_error(op->first_err)) {
@@ -341,8 +340,8 @@ static void try_next(struct launch_op *op)
 	while (op->tried < op->n_order) {
 		const struct peer_launch_host *h =
 		    &op->hosts[op->order[op->tried++]];
-		int r = peer_rpc_call(p, h->id, "admit", &op->args, 0,
-		                      on_admit, op);
+		int r = peer_rpc_call(p, h->id, "admit", &op->args, 0, on_admit,
+		                      op);
 		if (r == 0) {
 			op->in_flight = true;
 			return;
@@ -494,7 +493,8 @@ static void terminate_orphan(struct launch_op *op, struct mc_instance *inst,
 	op_answer(op, 0, NULL, inst, NULL, 0);
 }
 
-static void pack_op_args(struct mc_buf *b, const struct api_instance_request *req)
+static void pack_op_args(struct mc_buf *b,
+                         const struct api_instance_request *req)
 {
 	bool modify_type = req->op == API_OP_MODIFY && req->instance_type;
 	bool user_data = req->op == API_OP_MODIFY && req->set_user_data;
@@ -571,8 +571,8 @@ int peer_instance_op(void *arg, const struct api_instance_request *req,
 	}
 	if (known && (m.state == GOSSIP_ALIVE || m.state == GOSSIP_SUSPECT)) {
 		pack_op_args(&op->args, req);
-		int rc = peer_rpc_call(p, inst.host, "op", &op->args, 0, on_op,
-		                       op);
+		int rc =
+		    peer_rpc_call(p, inst.host, "op", &op->args, 0, on_op, op);
 		if (rc == 0) {
 			op->in_flight = true;
 		} else {
@@ -584,10 +584,10 @@ int peer_instance_op(void *arg, const struct api_instance_request *req,
 	} else if (req->op == API_OP_TERMINATE) {
 		terminate_orphan(op, &inst, hs);
 	} else {
-		char *msg = xasprintf("cannot %s %s: its host %s (%s) is %s",
-		                      op_name(req->op), req->instance_id,
-		                      op->host_name, inst.host[0] ? inst.host : "?",
-		                      hs);
+		char *msg =
+		    xasprintf("cannot %s %s: its host %s (%s) is %s",
+		              op_name(req->op), req->instance_id, op->host_name,
+		              inst.host[0] ? inst.host : "?", hs);
 		op_answer(op, -EHOSTUNREACH, msg, NULL, NULL, 0);
 		free(msg);
 	}

@@ -56,9 +56,9 @@ unsigned peer_net_alive_addrs(struct peer_net *n, char addrs[][64],
  * are alive and how many there are; stops at cb's first non-zero return.
  */
 int peer_net_zones(struct peer_net *n,
-		   int (*cb)(void *ctx, const char *zone, unsigned alive,
-			     unsigned hosts),
-		   void *ctx);
+                   int (*cb)(void *ctx, const char *zone, unsigned alive,
+                             unsigned hosts),
+                   void *ctx);
 /* The incarnation to save for the next start. */
 uint32_t peer_net_incarnation(struct peer_net *n);
 

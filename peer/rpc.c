@@ -78,7 +78,7 @@ struct rpc_call {
 	peer_rpc_done cb;
 	void *ctx;
 	bool local;
-	bool finished; /* cb has run or is scheduled */
+	bool finished;   /* cb has run or is scheduled */
 	bool dispatched; /* local: the handler has been called */
 	int open_handles;
 	uv_tcp_t tcp;
@@ -201,8 +201,8 @@ static int member_key(struct peer_rpc *rpc, const char *id,
 		return 0;
 	}
 	uint8_t fresh[MC_BOX_KEY_BYTES];
-	if (mc_box_precompute(fresh, m.node->box_pk,
-	                      rpc->p->identity.box_sk) != 0)
+	if (mc_box_precompute(fresh, m.node->box_pk, rpc->p->identity.box_sk) !=
+	    0)
 		return -EINVAL;
 	if (!k) {
 		k = xcalloc(1, sizeof(*k));
@@ -292,8 +292,8 @@ static void call_finish(struct rpc_call *c, int status, const char *message,
 	if (status)
 		mc_debug("rpc", "%s to %s (%s): %s", c->method, c->to_name,
 		         c->to, message ? message : strerror(-status));
-	c->cb(c->ctx, status, status ? (message ? message : strerror(-status))
-	                             : NULL,
+	c->cb(c->ctx, status,
+	      status ? (message ? message : strerror(-status)) : NULL,
 	      status ? NULL : reply);
 	call_close(c);
 }
@@ -334,8 +334,8 @@ static void on_call_timeout(uv_timer_t *t)
 {
 	struct rpc_call *c = t->data;
 	char msg[160];
-	snprintf(msg, sizeof(msg), "no answer from %s within %u ms",
-	         c->to_name, c->timeout_ms);
+	snprintf(msg, sizeof(msg), "no answer from %s within %u ms", c->to_name,
+	         c->timeout_ms);
 	call_finish(c, -ETIMEDOUT, msg, NULL);
 }
 
@@ -378,7 +378,8 @@ static void call_on_reply(struct rpc_call *c, const uint8_t *body, size_t len)
 	    strcmp(to, c->rpc->p->id) != 0 ||
 	    !mc_get_bytes(m, "rid", &rid, &rid_len) || rid_len != RPC_RID_LEN ||
 	    memcmp(rid, c->rid, RPC_RID_LEN) != 0 || status > 0 ||
-	    status < -4095 || (status == 0 && reply && reply->type != MC_VAL_MAP)) {
+	    status < -4095 ||
+	    (status == 0 && reply && reply->type != MC_VAL_MAP)) {
 		call_finish(c, -EPROTO, "the reply is malformed", NULL);
 	} else if (status) {
 		mc_get_str(m, "message", msg, sizeof(msg));
@@ -408,7 +409,8 @@ static void on_call_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		char msg[160];
 		snprintf(msg, sizeof(msg), "%s closed the connection: %s",
 		         c->to_name,
-		         nread == UV_EOF ? "no reply" : uv_strerror((int)nread));
+		         nread == UV_EOF ? "no reply"
+		                         : uv_strerror((int)nread));
 		call_finish(c, -EHOSTUNREACH, msg, NULL);
 		return;
 	}
@@ -479,9 +481,8 @@ static void on_call_connect(uv_connect_t *req, int status)
 	bool failed;
 	write_frame((uv_stream_t *)&c->tcp, &frame, NULL, call_write_done,
 	            &failed);
-	if (failed ||
-	    uv_read_start((uv_stream_t *)&c->tcp, on_call_read_alloc,
-	                  on_call_read) != 0)
+	if (failed || uv_read_start((uv_stream_t *)&c->tcp, on_call_read_alloc,
+	                            on_call_read) != 0)
 		call_finish(c, -EHOSTUNREACH, "cannot send the request", NULL);
 }
 
@@ -543,8 +544,8 @@ int peer_rpc_call(struct peer *p, const char *to, const char *method,
 	 * within this call. */
 	enum gossip_state state = GOSSIP_ALIVE;
 	char why[256] = "";
-	int r = member_key(rpc, to, c->key, &state, c->to_name,
-	                   sizeof(c->to_name));
+	int r =
+	    member_key(rpc, to, c->key, &state, c->to_name, sizeof(c->to_name));
 	const struct gossip *g = members(rpc);
 	struct gossip_member m;
 	if (r == -EHOSTUNREACH)
@@ -712,10 +713,9 @@ void peer_rpc_reply(struct peer_rpc_req *req, int status, const char *message,
 		           status && !message ? strerror(-status) : message,
 		           reply);
 	else if (req->conn && !req->rpc->stopping)
-		conn_send_reply(req->conn, req->rid, status,
-		                status && !message ? strerror(-status)
-		                                   : message,
-		                reply);
+		conn_send_reply(
+		    req->conn, req->rid, status,
+		    status && !message ? strerror(-status) : message, reply);
 	req_free(req);
 }
 
@@ -794,8 +794,8 @@ static void conn_on_request(struct rpc_conn *conn, const uint8_t *sealed,
 	    strcmp(from, conn->from) != 0 ||
 	    !mc_get_str(m, "to", to, sizeof(to)) ||
 	    strcmp(to, rpc->p->id) != 0 ||
-	    !mc_get_bytes(m, "rid", &rid, &rid_len) ||
-	    rid_len != RPC_RID_LEN || !mc_get_uint(m, "time", &when) ||
+	    !mc_get_bytes(m, "rid", &rid, &rid_len) || rid_len != RPC_RID_LEN ||
+	    !mc_get_uint(m, "time", &when) ||
 	    !mc_get_str(m, "method", method, sizeof(method)) || !args ||
 	    args->type != MC_VAL_MAP) {
 		mc_doc_free(doc);

@@ -219,10 +219,10 @@ class AdmissionTest(unittest.TestCase):
             for i in range(HOSTS):
                 r = self.records(c, i).get(iid)
                 if r and r.get("host") == ids[i] and r.get("state") == 48:
-                    return i
+                    return (i,)
             return None
-        h = bounded_wait(host_of, 30, f"{iid} terminated on its host",
-                         interval=0.2, max_tries=200)
+        h, = bounded_wait(host_of, 30, f"{iid} terminated on its host",
+                          interval=0.2, max_tries=200)
         for e in EDGES:
             bounded_wait(lambda e=e: c.members(e)[ids[h]]["capacity"]
                          ["vcpu"]["free"] >= ITYPE_VCPU, 30,

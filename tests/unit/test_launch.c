@@ -40,8 +40,7 @@ static void test_loads(void)
 	    {"", MC_INST_PENDING}, /* no host yet: not counted */
 	};
 	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
-		make_inst(&in, "i-0123456789abcdef0", recs[i].host,
-		          recs[i].st);
+		make_inst(&in, "i-0123456789abcdef0", recs[i].host, recs[i].st);
 		peer_launch_loads_add(&l, &in);
 	}
 	peer_launch_loads_seal(&l);
