@@ -231,10 +231,9 @@ static int tx_read(struct ovl_dp *dp, struct tx_state *st)
 			r = read(dp->tun_fd, st->rbuf, sizeof(st->rbuf));
 			if (r <= 0)
 				break;
-			k = ovl_offload_split(st->rbuf, (size_t)r,
-			                      st->plain + n, st->len + n,
-			                      DP_SEGS - n,
-			                      DP_SLOT - OVL_OVERHEAD);
+			k = ovl_offload_split(
+			    st->rbuf, (size_t)r, st->plain + n, st->len + n,
+			    DP_SEGS - n, DP_SLOT - OVL_OVERHEAD);
 			if (k < 0) {
 				ovl_count_drop(dp->core, OVL_DROP_BAD_INNER);
 				continue;
@@ -343,8 +342,8 @@ static void tx_round(struct ovl_dp *dp, struct tx_state *st, int n)
 			ovl_count_drop(dp->core, OVL_DROP_NO_ROUTE);
 			continue;
 		}
-		int r = ovl_tunnel_seal(p->tunnel, st->slots[i], st->len[i],
-		                        now);
+		int r =
+		    ovl_tunnel_seal(p->tunnel, st->slots[i], st->len[i], now);
 
 		if (r == -ENOKEY)
 			stage(dp, p, st->plain[i], st->len[i], now);
@@ -380,7 +379,8 @@ static void *tx_main(void *arg)
 {
 	struct ovl_dp *dp = arg;
 	struct tx_state *st = xcalloc(1, sizeof(*st));
-	struct pollfd pfd[2] = {{dp->tun_fd, POLLIN, 0}, {dp->stop_fd, POLLIN, 0}};
+	struct pollfd pfd[2] = {{dp->tun_fd, POLLIN, 0},
+	                        {dp->stop_fd, POLLIN, 0}};
 
 	for (int i = 0; i < DP_SEGS; i++)
 		st->plain[i] = st->slots[i] + OVL_HEADER_LEN;
@@ -525,8 +525,8 @@ static void rx_round(struct ovl_dp *dp, struct rx_state *st, int nmsg)
 		struct rx_dgram *d = &st->dg[i];
 		struct ovl_recv r;
 
-		st->later[i] = ovl_core_recv_exclusive(dp->core, d->pkt,
-		                                       d->len);
+		st->later[i] =
+		    ovl_core_recv_exclusive(dp->core, d->pkt, d->len);
 		if (st->later[i]) {
 			nlater++;
 			continue;
@@ -556,7 +556,8 @@ static void *rx_main(void *arg)
 {
 	struct ovl_dp *dp = arg;
 	struct rx_state *st = xcalloc(1, sizeof(*st));
-	struct pollfd pfd[2] = {{dp->udp_fd, POLLIN, 0}, {dp->stop_fd, POLLIN, 0}};
+	struct pollfd pfd[2] = {{dp->udp_fd, POLLIN, 0},
+	                        {dp->stop_fd, POLLIN, 0}};
 	uint64_t next_tick = now_ms() + DP_TICK_MS;
 
 	for (;;) {

@@ -167,13 +167,13 @@ int ovl_offload_split(const uint8_t *pkt, size_t len, uint8_t *const *out,
 		uint8_t f = flags;
 
 		if (i + 1 < nseg)
-			f &= (uint8_t)~(0x01 | 0x08); /* FIN, PSH: last only */
+			f &= (uint8_t) ~(0x01 | 0x08); /* FIN, PSH: last only */
 		if (i > 0)
 			f &= (uint8_t)~0x80; /* CWR: first only */
 		th[13] = f;
 		th[16] = th[17] = 0;
-		uint64_t sum = pseudo_sum(s, v6, IPPROTO_TCP,
-		                          (uint32_t)(thl + n));
+		uint64_t sum =
+		    pseudo_sum(s, v6, IPPROTO_TCP, (uint32_t)(thl + n));
 		uint16_t c = (uint16_t)~fold(sum_bytes(sum, th, thl + n));
 
 		memcpy(th + 16, &c, 2);
@@ -229,8 +229,8 @@ int ovl_offload_merge(uint8_t *const *pkts, const size_t *lens, int n,
 	size_t total = lens[0];
 	int k = 1;
 
-	while (k < n && continues(first, pkts[k - 1], lens[k - 1], pkts[k],
-	                          lens[k])) {
+	while (k < n &&
+	       continues(first, pkts[k - 1], lens[k - 1], pkts[k], lens[k])) {
 		size_t pl = lens[k] - hdr;
 
 		/* Every segment but the last has the first one's size. */
@@ -268,8 +268,8 @@ int ovl_offload_merge(uint8_t *const *pkts, const size_t *lens, int n,
 	p[33] |= last[33] & 0x08;     /* PSH of the last */
 	memcpy(p + 34, last + 34, 2); /* its window */
 	/* Checksum left partial: the pseudo-header sum, not inverted. */
-	uint16_t c = fold(pseudo_sum(p, false, IPPROTO_TCP,
-	                             (uint32_t)(total - 20)));
+	uint16_t c =
+	    fold(pseudo_sum(p, false, IPPROTO_TCP, (uint32_t)(total - 20)));
 
 	memcpy(p + 36, &c, 2);
 	*out_len = sizeof(vh) + total;

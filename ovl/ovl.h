@@ -32,21 +32,21 @@
 
 /* Why a packet was dropped; each has a counter. */
 enum ovl_drop {
-	OVL_DROP_SHORT,          /* shorter than its type's fixed part */
-	OVL_DROP_BAD_TYPE,       /* unknown type byte or nonzero reserved */
-	OVL_DROP_BAD_LENGTH,     /* handshake of the wrong size */
-	OVL_DROP_BAD_MAC,        /* handshake not addressed to our key */
-	OVL_DROP_UNKNOWN_PEER,   /* authentic initiator we have no tunnel for */
-	OVL_DROP_UNKNOWN_INDEX,  /* no session or handshake under that index */
-	OVL_DROP_DECRYPT,        /* forged, tampered or under the wrong key */
-	OVL_DROP_REPLAY,         /* counter seen before or behind the window */
-	OVL_DROP_HANDSHAKE_REPLAY, /* initiation timestamp not newer */
+	OVL_DROP_SHORT,         /* shorter than its type's fixed part */
+	OVL_DROP_BAD_TYPE,      /* unknown type byte or nonzero reserved */
+	OVL_DROP_BAD_LENGTH,    /* handshake of the wrong size */
+	OVL_DROP_BAD_MAC,       /* handshake not addressed to our key */
+	OVL_DROP_UNKNOWN_PEER,  /* authentic initiator we have no tunnel for */
+	OVL_DROP_UNKNOWN_INDEX, /* no session or handshake under that index */
+	OVL_DROP_DECRYPT,       /* forged, tampered or under the wrong key */
+	OVL_DROP_REPLAY,        /* counter seen before or behind the window */
+	OVL_DROP_HANDSHAKE_REPLAY,  /* initiation timestamp not newer */
 	OVL_DROP_HANDSHAKE_CROSSED, /* theirs crossed ours, and ours wins */
-	OVL_DROP_EXPIRED,        /* session too old or its counter used up */
-	OVL_DROP_NO_ROUTE,       /* from the TUN: no peer for the address */
-	OVL_DROP_NO_SESSION,     /* queued too long waiting for a handshake */
-	OVL_DROP_TOO_BIG,        /* from the TUN: over the overlay MTU */
-	OVL_DROP_BAD_INNER,      /* plaintext not an IP packet of the peer's */
+	OVL_DROP_EXPIRED,           /* session too old or its counter used up */
+	OVL_DROP_NO_ROUTE,          /* from the TUN: no peer for the address */
+	OVL_DROP_NO_SESSION, /* queued too long waiting for a handshake */
+	OVL_DROP_TOO_BIG,    /* from the TUN: over the overlay MTU */
+	OVL_DROP_BAD_INNER,  /* plaintext not an IP packet of the peer's */
 	OVL_DROP_MAX,
 };
 
@@ -165,11 +165,11 @@ struct ovl_dp;
 
 struct ovl_dp_config {
 	uint8_t secret_key[OVL_KEY_BYTES];
-	const char *ifname;               /* TUN name, "mallee0" if NULL */
-	struct sockaddr_storage listen;   /* UDP address to bind */
-	unsigned underlay_mtu;            /* 1500 if 0 */
-	const char *address;              /* CIDR put on the TUN, or NULL */
-	bool no_offload;                  /* don't ask the TUN for GSO */
+	const char *ifname;             /* TUN name, "mallee0" if NULL */
+	struct sockaddr_storage listen; /* UDP address to bind */
+	unsigned underlay_mtu;          /* 1500 if 0 */
+	const char *address;            /* CIDR put on the TUN, or NULL */
+	bool no_offload;                /* don't ask the TUN for GSO */
 };
 
 /* Opens the TUN and socket and starts the threads; NULL and *err on error. */

@@ -12,17 +12,17 @@
 #include <stdint.h>
 
 /* Timing policy, as WireGuard's (milliseconds). */
-#define OVL_REKEY_AFTER_MS     120000 /* the initiator starts a new one */
-#define OVL_REJECT_AFTER_MS    180000 /* a session is unusable after */
-#define OVL_REKEY_TIMEOUT_MS   5000   /* retry an unanswered initiation */
-#define OVL_REKEY_ATTEMPT_MS   90000  /* give up retrying after */
-#define OVL_REKEY_AFTER_MSGS   (1ull << 60)
-#define OVL_REJECT_AFTER_MSGS  (UINT64_MAX - (1ull << 13) - 1)
-#define OVL_PREVIOUS_KEEP_MS   10000 /* old session kept for late packets */
+#define OVL_REKEY_AFTER_MS    120000 /* the initiator starts a new one */
+#define OVL_REJECT_AFTER_MS   180000 /* a session is unusable after */
+#define OVL_REKEY_TIMEOUT_MS  5000   /* retry an unanswered initiation */
+#define OVL_REKEY_ATTEMPT_MS  90000  /* give up retrying after */
+#define OVL_REKEY_AFTER_MSGS  (1ull << 60)
+#define OVL_REJECT_AFTER_MSGS (UINT64_MAX - (1ull << 13) - 1)
+#define OVL_PREVIOUS_KEEP_MS  10000 /* old session kept for late packets */
 
 /* The replay window: a ring of 64-bit words, one bit per counter. */
-#define OVL_REPLAY_WORDS 256 /* a power of two */
-#define OVL_REPLAY_BITS  (OVL_REPLAY_WORDS * 64)
+#define OVL_REPLAY_WORDS  256 /* a power of two */
+#define OVL_REPLAY_BITS   (OVL_REPLAY_WORDS * 64)
 #define OVL_REPLAY_WINDOW (OVL_REPLAY_BITS - 64) /* 16,320 packets */
 
 struct ovl_replay {
@@ -42,7 +42,7 @@ struct ovl_session {
 	struct ovl_tunnel *tunnel;
 	uint32_t local_index; /* the peer writes this in its packets to us */
 	uint32_t remote_index;
-	bool keyed;     /* false while it only holds a handshake's index */
+	bool keyed; /* false while it only holds a handshake's index */
 	bool initiator;
 	bool confirmed; /* the responder may send only after the first packet */
 	uint64_t created_ms;

@@ -87,8 +87,7 @@ void ovl_prefix_add(struct ovl_prefix_table *tab, const struct ovl_prefix *p)
 	tab->v[tab->n++] = *p;
 }
 
-bool ovl_prefix_remove(struct ovl_prefix_table *tab,
-                       const struct ovl_prefix *p)
+bool ovl_prefix_remove(struct ovl_prefix_table *tab, const struct ovl_prefix *p)
 {
 	for (size_t i = 0; i < tab->n; i++) {
 		if (same(&tab->v[i], p)) {

@@ -35,9 +35,11 @@ static void timer_expire(struct ovl_tunnel *t, uint64_t now_ms)
 {
 	struct ovl_core *core = t->core;
 
-	if (t->previous && now_ms - t->previous_since_ms >= OVL_PREVIOUS_KEEP_MS)
+	if (t->previous &&
+	    now_ms - t->previous_since_ms >= OVL_PREVIOUS_KEEP_MS)
 		session_drop(core, &t->previous);
-	if (t->current && now_ms - t->current->created_ms >= OVL_REJECT_AFTER_MS)
+	if (t->current &&
+	    now_ms - t->current->created_ms >= OVL_REJECT_AFTER_MS)
 		session_drop(core, &t->current);
 	if (t->next_session &&
 	    now_ms - t->next_session->created_ms >= OVL_REJECT_AFTER_MS)
@@ -56,8 +58,7 @@ static bool timer_rekey(struct ovl_tunnel *t, uint64_t now_ms)
 }
 
 void ovl_core_tick(struct ovl_core *core, uint64_t now_ms,
-                   void (*initiate)(void *ctx, struct ovl_tunnel *t),
-                   void *ctx)
+                   void (*initiate)(void *ctx, struct ovl_tunnel *t), void *ctx)
 {
 	struct ovl_tunnel *t, *next;
 

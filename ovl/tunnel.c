@@ -389,8 +389,8 @@ static void recv_initiation(struct ovl_core *core, const uint8_t *pkt,
                             struct ovl_recv *out)
 {
 	enum ovl_drop reason;
-	struct ovl_tunnel *t = ovl_noise_consume_initiation(core, pkt, len,
-	                                                    &reason);
+	struct ovl_tunnel *t =
+	    ovl_noise_consume_initiation(core, pkt, len, &reason);
 
 	if (!t)
 		return drop(core, out, reason);
@@ -418,12 +418,12 @@ static void recv_initiation(struct ovl_core *core, const uint8_t *pkt,
 	out->len = (size_t)n;
 }
 
-static void recv_response(struct ovl_core *core, const uint8_t *pkt,
-                          size_t len, uint64_t now_ms, struct ovl_recv *out)
+static void recv_response(struct ovl_core *core, const uint8_t *pkt, size_t len,
+                          uint64_t now_ms, struct ovl_recv *out)
 {
 	enum ovl_drop reason;
-	struct ovl_tunnel *t = ovl_noise_consume_response(core, pkt, len,
-	                                                  &reason);
+	struct ovl_tunnel *t =
+	    ovl_noise_consume_response(core, pkt, len, &reason);
 
 	if (!t)
 		return drop(core, out, reason);

@@ -25,7 +25,8 @@ static uint64_t wall = 1;
 
 static void establish(void)
 {
-	uint8_t sk[32], pk[32], init[OVL_HANDSHAKE_MAX], reply[OVL_HANDSHAKE_MAX];
+	uint8_t sk[32], pk[32], init[OVL_HANDSHAKE_MAX],
+	    reply[OVL_HANDSHAKE_MAX];
 	uint8_t resp[OVL_HANDSHAKE_MAX], ka[OVL_OVERHEAD];
 	struct ovl_recv r;
 
@@ -100,7 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		for (int i = 0; i < 64; i++)
 			out[i] = segs[i];
-		int k = ovl_offload_split(in, n, out, lens, 64, sizeof(segs[0]));
+		int k =
+		    ovl_offload_split(in, n, out, lens, 64, sizeof(segs[0]));
 
 		for (int i = 0; i < k; i++)
 			if (lens[i] > sizeof(segs[0]))
@@ -126,8 +128,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			at += l;
 		}
 		if (np > 0) {
-			int k = ovl_offload_merge(pk, lens, np, buf, sizeof(buf),
-			                          &out_len);
+			int k = ovl_offload_merge(pk, lens, np, buf,
+			                          sizeof(buf), &out_len);
 
 			if (k < 1 || k > np || (k > 1 && out_len > sizeof(buf)))
 				abort();

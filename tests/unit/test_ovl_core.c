@@ -421,8 +421,7 @@ static void test_retry_and_crossed(void)
 	ovl_core_tick(a.core, 100 + OVL_REKEY_TIMEOUT_MS - 1, count_initiate,
 	              NULL);
 	CHECK(retries == 0);
-	ovl_core_tick(a.core, 100 + OVL_REKEY_TIMEOUT_MS, count_initiate,
-	              NULL);
+	ovl_core_tick(a.core, 100 + OVL_REKEY_TIMEOUT_MS, count_initiate, NULL);
 	CHECK(retries == 1);
 
 	/* Both initiate at once: exactly one handshake completes. */
@@ -434,8 +433,7 @@ static void test_retry_and_crossed(void)
 
 	ovl_core_recv(big->core, to_big, OVL_INITIATION_LEN, 200, wall, reply,
 	              &r);
-	CHECK(r.kind == OVL_RECV_DROP &&
-	      r.drop == OVL_DROP_HANDSHAKE_CROSSED);
+	CHECK(r.kind == OVL_RECV_DROP && r.drop == OVL_DROP_HANDSHAKE_CROSSED);
 	ovl_core_recv(small->core, to_small, OVL_INITIATION_LEN, 200, wall,
 	              reply, &r);
 	CHECK(r.kind == OVL_RECV_REPLY);
@@ -468,8 +466,7 @@ static void test_counter_exhaustion(void)
 	atomic_store(&a.peer->current->send_counter, OVL_REKEY_AFTER_MSGS);
 	CHECK(ovl_tunnel_wants_handshake(a.peer, 2));
 	CHECK(send_one(&a, &b, "still fine", 2) == OVL_RECV_DATA);
-	atomic_store(&a.peer->current->send_counter,
-	             OVL_REJECT_AFTER_MSGS - 1);
+	atomic_store(&a.peer->current->send_counter, OVL_REJECT_AFTER_MSGS - 1);
 	CHECK(send_one(&a, &b, "the last", 2) == OVL_RECV_DATA);
 	CHECK(ovl_tunnel_seal(a.peer, pkt, 1, 2) == -ENOKEY);
 	CHECK(ovl_tunnel_seal(a.peer, pkt, 1, 2) == -ENOKEY);

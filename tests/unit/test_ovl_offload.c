@@ -83,10 +83,10 @@ static size_t make_tcp(uint8_t *p, bool v6, size_t payload, uint32_t seq,
 	t[5] = (uint8_t)(seq >> 16);
 	t[6] = (uint8_t)(seq >> 8);
 	t[7] = (uint8_t)seq;
-	t[11] = 7;          /* ack */
-	t[12] = 0x80;       /* 32-byte header: timestamps */
+	t[11] = 7;    /* ack */
+	t[12] = 0x80; /* 32-byte header: timestamps */
 	t[13] = flags;
-	t[14] = 0x01;       /* window */
+	t[14] = 0x01; /* window */
 	memcpy(t + 20, "\x01\x01\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x02", 12);
 	for (size_t i = 0; i < payload; i++)
 		t[32 + i] = (uint8_t)(i * 7 + 3);
@@ -101,7 +101,8 @@ static void split_and_check(bool v6)
 {
 	struct virtio_net_hdr vh = {
 	    .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-	    .gso_type = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4,
+	    .gso_type =
+	        v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4,
 	    .gso_size = 1388,
 	    .csum_start = v6 ? 40 : 20,
 	    .csum_offset = 16,
@@ -114,8 +115,7 @@ static void split_and_check(bool v6)
 	memcpy(super, &vh, sizeof(vh));
 	for (int i = 0; i < 64; i++)
 		out[i] = segs[i];
-	int k = ovl_offload_split(super, sizeof(vh) + len, out, lens, 64,
-	                          2048);
+	int k = ovl_offload_split(super, sizeof(vh) + len, out, lens, 64, 2048);
 
 	CHECK(k == 4);
 	size_t at = 0;
@@ -244,8 +244,14 @@ static void test_prefixes(void)
 	struct ovl_prefix_table tab = {0};
 	struct ovl_prefix p;
 	int a, b, c;
-	const char *bad[] = {"", "x", "/8", "10.0.0.1/", "10.0.0.0/33",
-	                     "10.0.0.0/-1", "10.0.0.0/8x", "fd00::/129"};
+	const char *bad[] = {"",
+	                     "x",
+	                     "/8",
+	                     "10.0.0.1/",
+	                     "10.0.0.0/33",
+	                     "10.0.0.0/-1",
+	                     "10.0.0.0/8x",
+	                     "fd00::/129"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(ovl_prefix_parse(bad[i], &p) == -EINVAL);
@@ -258,7 +264,7 @@ static void test_prefixes(void)
 	CHECK(ovl_prefix_parse("fd00::/8", &p) == 0);
 	p.peer = &c;
 	ovl_prefix_add(&tab, &p);
-	uint8_t pkt[64];
+	uint8_t pkt[128];
 
 	make_tcp(pkt, false, 0, 0, 0x10); /* 10.9.1.10 -> 10.9.2.10 */
 	CHECK(ovl_prefix_lookup(&tab, pkt, 52, false) == &b);
