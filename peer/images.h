@@ -23,6 +23,7 @@ struct peer_image_files {
 	char disk[512];
 	char disk_format[8]; /* "qcow2" or "raw" */
 	uint64_t disk_bytes; /* the disk's virtual size */
+	char cmdline[1024];  /* the kernel's command line ("" when none) */
 };
 
 /* Registers the "chunk" handler. */

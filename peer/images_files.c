@@ -531,6 +531,7 @@ void images_files_fill(const char *data_dir, const char *ami,
 		if (m->part[i].present)
 			images_dir_path(data_dir, ami, images_part_file[i],
 			                dst[i], sz[i]);
+	snprintf(files->cmdline, sizeof(files->cmdline), "%s", m->cmdline);
 	if (m->part[IMAGES_DISK].present) {
 		snprintf(files->disk_format, sizeof(files->disk_format), "%s",
 		         m->disk_format);

@@ -198,6 +198,7 @@ struct launch {
 	struct peer_image_files files;
 	char *dir, *disk, *console;
 	struct virt_req req;
+	bool tried_kvm; /* a kvm start failed: retried under TCG */
 };
 
 static void launch_free(struct launch *l)
@@ -254,12 +255,38 @@ static void launch_failed(struct launch *l, const char *fmt, ...)
 	launch_free(l);
 }
 
+/*
+ * With --virt-type auto, a daemon may list kvm because /dev/kvm exists
+ * although it cannot run guests (a nested or restricted host): a kvm start
+ * that fails naming KVM is retried under TCG.
+ */
+static bool kvm_unusable(struct peer_instances *pi, const struct virt_req *req)
+{
+	return strcmp(pi->p->cfg.virt_type, "auto") == 0 &&
+	       strcmp(virt_type_name(pi->virt), "kvm") == 0 &&
+	       (strcasestr(req->error, "kvm") != NULL);
+}
+
+static void start_domain(struct launch *l);
+
 static void started(struct virt_req *req)
 {
 	struct launch *l = req->data;
 	struct inst *in = l->in;
 	if (in->pi->stopping || in->gone || in->seq != l->seq) {
 		launch_free(l);
+		return;
+	}
+	if (req->status && !l->tried_kvm && kvm_unusable(in->pi, req)) {
+		mc_warn(
+		    INST_SUB,
+		    "%s: kvm did not start it (%s); using QEMU TCG from now "
+		    "on",
+		    in->rec.id, req->error);
+		l->tried_kvm = true;
+		virt_use_software(in->pi->virt);
+		virt_req_cleanup(req);
+		start_domain(l);
 		return;
 	}
 	if (req->status) {
@@ -298,6 +325,17 @@ static void started(struct virt_req *req)
 	launch_free(l);
 }
 
+/* The image's own command line, else one for a root disk (if any) and the
+ * serial console GetConsoleOutput reads. */
+static const char *boot_cmdline(const struct peer_image_files *f)
+{
+	if (!f->kernel[0])
+		return NULL;
+	if (f->cmdline[0])
+		return f->cmdline;
+	return f->disk[0] ? "root=/dev/vda console=ttyS0" : "console=ttyS0";
+}
+
 static void start_domain(struct launch *l)
 {
 	struct inst *in = l->in;
@@ -309,10 +347,7 @@ static void start_domain(struct launch *l)
 	    .memory_mib = (unsigned)in->rec.mem_mib,
 	    .kernel = f->kernel[0] ? f->kernel : NULL,
 	    .initrd = f->kernel[0] && f->ramdisk[0] ? f->ramdisk : NULL,
-	    .cmdline = f->kernel[0] ? (f->disk[0] ? "root=/dev/vda "
-	                                            "console=ttyS0"
-	                                          : "console=ttyS0")
-	                            : NULL,
+	    .cmdline = boot_cmdline(f),
 	    .disk = l->disk,
 	    .disk_format = "qcow2",
 	    .console_log = l->console,

@@ -166,6 +166,12 @@ void virt_close(struct virt *virt, void (*cb)(void *arg), void *arg);
 int virt_connect(struct virt *virt, struct virt_req *req, virt_req_cb cb);
 
 bool virt_is_connected(const struct virt *virt);
+/*
+ * Uses QEMU TCG from now on (also after a reconnect): for a daemon that
+ * lists kvm although /dev/kvm cannot run guests, found when a kvm domain
+ * failed to start.
+ */
+void virt_use_software(struct virt *virt);
 /* The domain type in use: "kvm" or "qemu" (known once connected). */
 const char *virt_type_name(const struct virt *virt);
 

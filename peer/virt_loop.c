@@ -138,6 +138,12 @@ bool virt_is_connected(const struct virt *virt)
 	return virt->conn && !virt->conn_dead;
 }
 
+void virt_use_software(struct virt *virt)
+{
+	virt->want = VIRT_TYPE_QEMU;
+	virt->type = VIRT_TYPE_QEMU;
+}
+
 const char *virt_type_name(const struct virt *virt)
 {
 	switch (virt->type) {
