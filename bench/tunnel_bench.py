@@ -197,10 +197,95 @@ class WireguardGo:
             lab.stop(p)
 
 
+class Nebula:
+    name = "nebula"
+
+    def up(self, lab):
+        d = os.path.join(lab.tmp, "nebula")
+        os.makedirs(d, exist_ok=True)
+        ca = [os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")]
+        sh("nebula-cert", "ca", "-name", "bench", "-out-crt", ca[0],
+           "-out-key", ca[1])
+        self.procs = []
+        for i, (ns, me, other) in enumerate(((NS_A, UNDER_A, UNDER_B),
+                                             (NS_B, UNDER_B, UNDER_A))):
+            crt, key = (os.path.join(d, "%d.crt" % i),
+                        os.path.join(d, "%d.key" % i))
+            sh("nebula-cert", "sign", "-ca-crt", ca[0], "-ca-key", ca[1],
+               "-name", "h%d" % i, "-ip", "10.6.0.%d/24" % (i + 1),
+               "-out-crt", crt, "-out-key", key)
+            conf = os.path.join(d, "%d.yml" % i)
+            with open(conf, "w") as f:
+                f.write(NEBULA_CONF % {
+                    "ca": ca[0], "crt": crt, "key": key,
+                    "other_ip": "10.6.0.%d" % (2 - i), "other": other,
+                    "dev": "neb%d%d" % (os.getpid() % 10000, i)})
+            self.procs.append(lab.spawn(ns, ["nebula", "-config", conf]))
+        return "10.6.0.2"
+
+    def down(self, lab):
+        for p in self.procs:
+            lab.stop(p)
+
+
+NEBULA_CONF = """
+pki: {ca: %(ca)s, cert: %(crt)s, key: %(key)s}
+static_host_map: {"%(other_ip)s": ["%(other)s:4242"]}
+lighthouse: {am_lighthouse: false, hosts: []}
+listen: {host: 0.0.0.0, port: 4242}
+punchy: {punch: false}
+tun: {dev: %(dev)s, mtu: 1400}
+logging: {level: error}
+firewall:
+  outbound: [{port: any, proto: any, host: any}]
+  inbound: [{port: any, proto: any, host: any}]
+"""
+
+
+class Tinc:
+    name = "tinc"
+
+    def up(self, lab):
+        dirs = []
+        for i, (ns, me) in enumerate(((NS_A, UNDER_A), (NS_B, UNDER_B))):
+            d = os.path.join(lab.tmp, "tinc%d" % i)
+            os.makedirs(os.path.join(d, "hosts"), exist_ok=True)
+            with open(os.path.join(d, "tinc.conf"), "w") as f:
+                f.write("Name = h%d\nInterface = tinc%d%d\nMode = router\n"
+                        "AddressFamily = ipv4\n%s" % (
+                            i, os.getpid() % 10000, i,
+                            "ConnectTo = h1\n" if i == 0 else ""))
+            with open(os.path.join(d, "hosts", "h%d" % i), "w") as f:
+                f.write("Address = %s\nSubnet = 10.5.%d.0/24\n" % (
+                    me, i + 1))
+            up = os.path.join(d, "tinc-up")
+            with open(up, "w") as f:
+                f.write("#!/bin/sh\nip addr add 10.5.%d.1/16 dev $INTERFACE"
+                        "\nip link set $INTERFACE mtu 1400 up\n" % (i + 1))
+            os.chmod(up, 0o755)
+            sh("tincd", "-c", d, "-K", "2048", input="")
+            dirs.append(d)
+        for i in range(2):
+            src = os.path.join(dirs[i], "hosts", "h%d" % i)
+            shutil.copy(src, os.path.join(dirs[1 - i], "hosts"))
+        self.procs = []
+        for i, ns in enumerate((NS_A, NS_B)):
+            self.procs.append(lab.spawn(ns, [
+                "tincd", "-c", dirs[i], "-D", "--pidfile",
+                os.path.join(dirs[i], "pid")]))
+        return "10.5.2.1"
+
+    def down(self, lab):
+        for p in self.procs:
+            lab.stop(p)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-others", action="store_true",
+                    help="only mallee, wireguard-go and the raw veth")
     ap.add_argument("--ovl-node", default=os.environ.get(
         "OVL_NODE", os.path.join(HERE, "..", "build", "ovl-node")))
     args = ap.parse_args()
@@ -213,13 +298,20 @@ def main():
     else:
         notes.append("wireguard-go or wg missing: install wireguard-go "
                      "wireguard-tools (scripts/setup)")
+    if not args.no_others:
+        for tool, kind in (("nebula", Nebula), ("tincd", Tinc)):
+            if shutil.which(tool):
+                kinds.append(kind())
+            else:
+                notes.append(tool + " missing (scripts/setup installs it)")
     res = {k.name: {"1": [], "2": [], "rtt": []} for k in kinds}
+    kinds = list(kinds)
     with Lab() as lab:
         for r in range(args.rounds):
-            order = kinds if r % 2 == 0 else kinds[::-1]
+            order = list(kinds) if r % 2 == 0 else kinds[::-1]
             for k in order:
-                addr = k.up(lab)
                 try:
+                    addr = k.up(lab)
                     if not wait_ping(NS_A, addr):
                         raise RuntimeError(k.name + ": no ping through")
                     res[k.name]["rtt"].append(ping_rtt(addr))
@@ -227,8 +319,15 @@ def main():
                         iperf(lab, addr, args.seconds, 1))
                     res[k.name]["2"].append(
                         iperf(lab, addr, args.seconds, 2))
+                except RuntimeError as e:
+                    if k.name in ("mallee", "raw veth"):
+                        raise
+                    notes.append("%s failed: %s" % (k.name, e))
+                    res.pop(k.name, None)
+                    kinds.remove(k)
                 finally:
-                    k.down(lab)
+                    if hasattr(k, "procs") or isinstance(k, Raw):
+                        k.down(lab)
                 time.sleep(0.5)
     med = {n: {m: statistics.median(v) for m, v in d.items()}
            for n, d in res.items()}

@@ -164,7 +164,8 @@ static int make_dirs(const char *path, bool dir)
 		if (*s == '/' || *s == '\0') {
 			char c = *s;
 			*s = '\0';
-			if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			/* 0711: QEMU's user reads the assembled files. */
+			if (mkdir(tmp, 0711) != 0 && errno != EEXIST)
 				return -errno;
 			*s = c;
 			if (c == '\0')

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- the table ---- */
@@ -579,6 +580,29 @@ static enum virt_type parse_type(const char *s)
 	return VIRT_TYPE_AUTO;
 }
 
+/*
+ * QEMU runs as its own user (libvirt-qemu on Debian) and must reach the
+ * disks libvirt hands it under the data dir, which `mallee init` makes
+ * 0700: others get search permission (not read), so the path can be
+ * walked but not listed; the key files stay 0600.
+ */
+static void open_data_dir(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0 || (st.st_mode & 0011) == 0011)
+		return;
+	if (chmod(dir, (st.st_mode & 07777) | 0011) == 0)
+		mc_info(INST_SUB,
+		        "%s: search permission for the hypervisor's "
+		        "user",
+		        dir);
+	else
+		mc_warn(INST_SUB,
+		        "chmod %s: %s (guests may not reach their "
+		        "disks)",
+		        dir, strerror(errno));
+}
+
 int peer_instances_start(struct peer *p, char *err, size_t err_size)
 {
 	struct peer_instances *pi = xcalloc(1, sizeof(*pi));
@@ -602,6 +626,7 @@ int peer_instances_start(struct peer *p, char *err, size_t err_size)
 		                  "instances");
 		return 0;
 	}
+	open_data_dir(p->cfg.data_dir);
 	pi->virt = virt_new(p->loop, p->cfg.virt_uri,
 	                    parse_type(p->cfg.virt_type), on_event, pi);
 	if (!pi->virt) {

@@ -403,9 +403,9 @@ static void image_ready(void *ctx, int status, const char *message,
 	struct peer_instances *pi = in->pi;
 	char *parent = inst_path(pi, "", NULL);
 	parent[strlen(parent) - 1] = '\0'; /* DATA_DIR/instances */
-	mkdir(parent, 0700);
+	mkdir(parent, 0711);               /* QEMU's user walks to the disk */
 	free(parent);
-	if (mkdir(l->dir, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(l->dir, 0711) != 0 && errno != EEXIST) {
 		launch_failed(l, "cannot make %s: %s", l->dir, strerror(errno));
 		return;
 	}
