@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -360,6 +361,12 @@ int peer_run(const struct peer_config *cfg)
 		}
 		goto fail;
 	}
+	/* Absolute from here on: libvirt and QEMU are handed paths under it. */
+	char abs_dir[PATH_MAX];
+	if (realpath(cfg->data_dir, abs_dir) &&
+	    strlen(abs_dir) < sizeof(p->cfg.data_dir))
+		snprintf(p->cfg.data_dir, sizeof(p->cfg.data_dir), "%s",
+		         abs_dir);
 	p->lock_fd = peer_datadir_lock(cfg->data_dir, err, sizeof(err));
 	if (p->lock_fd < 0)
 		goto fail;

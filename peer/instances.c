@@ -388,6 +388,14 @@ static void on_stopped(struct inst *in, enum virt_stop_reason why)
 		return;
 	}
 	in->dom = INST_DOM_NONE;
+	in->kvm_probe_at = 0;
+	if (in->relaunch) {
+		in->relaunch = false;
+		if (in->rec.state == MC_INST_PENDING) {
+			inst_launch(in);
+			return;
+		}
+	}
 	in->stop_deadline = in->reboot_deadline = 0;
 	switch (in->rec.state) {
 	case MC_INST_STOPPING:
@@ -530,6 +538,41 @@ static void timer_reboot_grace(struct inst *in)
 		mc_warn(INST_SUB, "%s: cannot reset", in->rec.id);
 }
 
+/*
+ * A host may offer /dev/kvm that passes libvirt's checks but cannot run a
+ * real guest (nested virtualisation with a CPU model the guest kernel
+ * chokes on: QEMU spins, the console stays empty). So, under --virt-type
+ * auto, kvm is on probation until a kvm guest prints on its serial
+ * console; a pending guest that printed nothing after INST_KVM_PROBE_MS
+ * (TCG guests print within a few seconds) is destroyed and launched again
+ * under QEMU TCG, which is used from then on.
+ */
+static void kvm_probe(struct inst *in)
+{
+	struct peer_instances *pi = in->pi;
+	in->kvm_probe_at = 0;
+	if (in->dom != INST_DOM_UP || pi->kvm_proven)
+		return;
+	char *log = inst_path(pi, in->rec.id, "console.log");
+	struct stat st;
+	bool quiet = stat(log, &st) != 0 || st.st_size == 0;
+	free(log);
+	if (!quiet) {
+		pi->kvm_proven = true;
+		mc_info(INST_SUB, "kvm runs guests on this host");
+		return;
+	}
+	if (in->rec.state != MC_INST_PENDING)
+		return;
+	mc_warn(INST_SUB,
+	        "%s: no console output %d s after its start under kvm: kvm "
+	        "does not run guests on this host; using QEMU TCG from now on",
+	        in->rec.id, INST_KVM_PROBE_MS / 1000);
+	virt_use_software(pi->virt);
+	in->relaunch = true;
+	inst_destroy(in, "to start it again under QEMU TCG");
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct peer_instances *pi = t->data;
@@ -543,6 +586,8 @@ static void on_tick(uv_timer_t *t)
 			timer_stop_grace(in);
 		if (in->reboot_deadline && now >= in->reboot_deadline)
 			timer_reboot_grace(in);
+		if (in->kvm_probe_at && now >= in->kvm_probe_at)
+			kvm_probe(in);
 	}
 	if (now >= pi->next_watch) {
 		pi->next_watch = now + INST_WATCH_MS;

@@ -296,6 +296,10 @@ static void started(struct virt_req *req)
 		return;
 	}
 	in->dom = INST_DOM_UP;
+	if (strcmp(in->pi->p->cfg.virt_type, "auto") == 0 &&
+	    strcmp(virt_type_name(in->pi->virt), "kvm") == 0 &&
+	    !in->pi->kvm_proven)
+		in->kvm_probe_at = uv_now(in->pi->p->loop) + INST_KVM_PROBE_MS;
 	mc_info(INST_SUB, "%s: domain started (boot %u)", in->rec.id,
 	        in->rec.boots);
 	int early = in->early_stop;

@@ -29,6 +29,9 @@
 #define INST_STOP_GRACE_MS   20000 /* ACPI shutdown, then destroy */
 #define INST_REBOOT_GRACE_MS 10000 /* ACPI reboot, then reset */
 #define INST_CONSOLE_MAX     (64 * 1024)
+/* Under --virt-type auto, the first kvm guests must print on their
+ * console within this long, or kvm is taken as unusable (see kvm_probe). */
+#define INST_KVM_PROBE_MS 20000
 
 /* What this host does with an instance's domain, beside its record. */
 enum inst_dom {
@@ -62,6 +65,8 @@ struct inst {
 	/* Deadlines in loop time (ms), 0 when none. */
 	uint64_t stop_deadline;
 	uint64_t reboot_deadline;
+	uint64_t kvm_probe_at; /* see kvm_probe() in instances.c */
+	bool relaunch;         /* destroyed to start again under TCG */
 };
 
 struct peer_instances {
@@ -72,6 +77,7 @@ struct peer_instances {
 	uint64_t next_connect; /* loop time of the next attempt */
 	char connect_error[256];
 	bool hostnet_started;
+	bool kvm_proven; /* a kvm guest has printed on its console */
 	bool stopping;
 	uv_timer_t tick;
 	uint64_t next_watch;

@@ -651,6 +651,11 @@ class Cluster:
             argv += list(self.peer_args.get(i, []))
         else:
             argv += list(self.peer_args)
+        # Peers host no instances unless a test asks: the default
+        # (qemu:///system) would reach whatever libvirtd this machine runs
+        # and put a bridge in the namespace the peer runs in.
+        if "--virt-uri" not in argv and "--virt-uri" not in extra:
+            argv += ["--virt-uri", "none"]
         return argv + list(extra)
 
     def start(self, i, extra=(), wait=True, argv=None):
