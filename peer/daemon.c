@@ -9,6 +9,7 @@
 #include "log.h"
 #include "mem.h"
 #include "rpc.h"
+#include "secgroups.h"
 #include "token.h"
 
 #include <arpa/inet.h>
@@ -209,6 +210,7 @@ static void close_all(struct peer *p)
 	peer_edge_stop(p);
 	peer_instances_stop(p);
 	peer_images_stop(p);
+	peer_secgroups_stop(p);
 	peer_hostnet_stop(p); /* when a diagnostic started it alone */
 	peer_rpc_stop(p);
 	if (p->net) {
@@ -423,6 +425,8 @@ int peer_run(const struct peer_config *cfg)
 		goto fail;
 	}
 	peer_cloudkey_sync(p);
+	/* Enforces groups whenever host networking runs (secgroups.c). */
+	peer_secgroups_start(p);
 	log_start(p);
 	if (p->cfg.edge && peer_edge_start(p, err, sizeof(err))) {
 		close_all(p);

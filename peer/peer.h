@@ -61,6 +61,7 @@ struct peer {
 	struct peer_instances *instances; /* instances.c; NULL when stopped */
 	struct peer_images *images;       /* images.c; NULL when stopped */
 	struct peer_hostnet *hostnet;     /* hostnet.c; NULL when stopped */
+	struct peer_secgroups *secgroups; /* secgroups.c; NULL when stopped */
 	uv_timer_t edge_wait; /* until the CA record arrives */
 	struct peer_key_cache key_cache[PEER_KEY_CACHE];
 	bool edge_waiting;

@@ -7,6 +7,12 @@
 //   {id, ok: output}                  (pageSize: ok is the list of pages)
 //   {id, error: {name, Code, message, fault, status, attempts}}
 // A value {"$bytes": BASE64} in the input becomes a Uint8Array (blobs).
+// With "shapes": true the reply also has {shape}: the output with every
+// leaf replaced by what the SDK parsed it as ("string", "number",
+// "boolean", "date", "invalid-date", "blob", "null"), for type checks.
+// With "waiter": "InstanceStopped" the request runs the SDK's
+// waitUntilInstanceStopped (maxWait seconds, default 60; delays 1-2 s)
+// and ok is {state, reason} of its result.
 // Clients are made once per (service, endpoint, key) with maxAttempts 1.
 // Exits when stdin closes.
 import * as ec2 from "@aws-sdk/client-ec2";
@@ -55,11 +61,35 @@ function strip(output) {
   return rest;
 }
 
+function shapeOf(v) {
+  if (v === null || v === undefined) return "null";
+  if (v instanceof Date) return isNaN(v.getTime()) ? "invalid-date" : "date";
+  if (v instanceof Uint8Array) return "blob";
+  if (Array.isArray(v)) return v.map(shapeOf);
+  if (typeof v === "object") {
+    const out = {};
+    for (const [k, x] of Object.entries(v)) out[k] = shapeOf(x);
+    return out;
+  }
+  return typeof v;
+}
+
+async function wait(req, m, client, input) {
+  const waitUntil = m.mod[`waitUntil${req.waiter}`];
+  if (!waitUntil) throw new Error(`no waiter ${req.waiter}`);
+  const r = await waitUntil({ client, maxWaitTime: req.maxWait || 60,
+    minDelay: 1, maxDelay: 2 }, input);
+  return { state: r.state, reason: r.reason === undefined ? null
+    : JSON.parse(JSON.stringify(r.reason, (k, x) =>
+      k === "$metadata" ? undefined : x)) };
+}
+
 async function run(req) {
   const m = modules[req.service];
   if (!m) throw new Error(`no service ${req.service}`);
   const client = clientFor(req);
   const input = revive(req.input || {});
+  if (req.waiter) return wait(req, m, client, input);
   if (req.pageSize) {
     const paginate = m.mod[`paginate${req.op}`];
     if (!paginate) throw new Error(`no paginator for ${req.op}`);
@@ -85,7 +115,9 @@ rl.on("line", (line) => {
     try {
       req = JSON.parse(line);
       const ok = await run(req);
-      process.stdout.write(JSON.stringify({ id: req.id, ok }) + "\n");
+      const reply = { id: req.id, ok };
+      if (req.shapes) reply.shape = shapeOf(ok);
+      process.stdout.write(JSON.stringify(reply) + "\n");
     } catch (err) {
       process.stdout.write(JSON.stringify({
         id: req && req.id,

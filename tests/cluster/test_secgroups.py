@@ -1,0 +1,219 @@
+"""Security groups enforced with nftables on the host: one peer (flat
+topology, --edge, --virt-uri none) with three "instances", each a network
+namespace on the peer's bridge through a veth with its leased MAC and
+address (the hidden ctl command "hostnet-lease"). Their instance records
+are written directly (`mallee admin record put`), naming the leased
+addresses and their groups; the groups and their rules are made through
+the EC2 API with boto3, the real path.
+
+  A  in "web": ingress tcp/22 from 0.0.0.0/0 (and the default egress)
+  B  in the default group
+  C  in the default group
+
+B reaches A on 22 but not on 8080; A does not reach B (the default group
+admits only its own members); C reaches B. AuthorizeSecurityGroupIngress
+for 8080 opens it within seconds, RevokeSecurityGroupIngress closes it
+again."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+from harness import Cluster, bounded_wait
+from test_hostnet import Guest, lease, sh
+
+PYTHON = sys.executable or "python3"
+
+
+def mp(v):
+    """Just enough msgpack for an instance record."""
+    if isinstance(v, bool):
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        return bytes([v]) if 0 <= v < 128 else b"\xcf" + struct.pack(">Q", v)
+    if isinstance(v, str):
+        b = v.encode()
+        if len(b) < 32:
+            return bytes([0xa0 | len(b)]) + b
+        return b"\xd9" + bytes([len(b)]) + b
+    if isinstance(v, list):
+        return bytes([0x90 | len(v)]) + b"".join(mp(x) for x in v)
+    if isinstance(v, dict):
+        return bytes([0x80 | len(v)]) + b"".join(
+            mp(k) + mp(x) for k, x in v.items())
+    raise TypeError(type(v))
+
+
+EC2 = r"""
+import json, sys
+import boto3
+from botocore.config import Config
+a = json.loads(sys.argv[1])
+ec2 = boto3.session.Session(aws_access_key_id=a["key"],
+                            aws_secret_access_key=a["secret"],
+                            region_name="us-east-1").client(
+    "ec2", endpoint_url=a["endpoint"],
+    config=Config(retries={"total_max_attempts": 1}, connect_timeout=5,
+                  read_timeout=20))
+r = getattr(ec2, a["op"])(**a["args"])
+r.pop("ResponseMetadata", None)
+print(json.dumps(r))
+"""
+
+# Listens on the given ports; each connection gets "hi" and is closed.
+SERVER = r"""
+import socket, sys, threading
+def serve(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        c.sendall(b"hi")
+        c.close()
+for p in sys.argv[1:]:
+    threading.Thread(target=serve, args=(int(p),), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+PROBE = r"""
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5)
+    print("open" if s.recv(2) == b"hi" else "odd")
+except OSError as e:
+    print("closed", e)
+"""
+
+
+class SecurityGroupTest(unittest.TestCase):
+
+    def ec2(self, c, op, **args):
+        a = json.dumps({"endpoint": f"http://{c.peers[0].api_listen}",
+                        "key": c.admin["AWS_ACCESS_KEY_ID"],
+                        "secret": c.admin["AWS_SECRET_ACCESS_KEY"],
+                        "op": op, "args": args})
+        env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true",
+                   AWS_CONFIG_FILE=os.devnull,
+                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        cp = subprocess.run(["ip", "netns", "exec", c.peers[0].ns, PYTHON,
+                             "-c", EC2, a], capture_output=True, text=True,
+                            timeout=60, env=env)
+        if cp.returncode != 0:
+            raise AssertionError(f"{op}: {cp.stderr[-600:]}")
+        return json.loads(cp.stdout)
+
+    def probe(self, guest, ip, port):
+        cp = sh("ip", "netns", "exec", guest.ns, PYTHON, "-c", PROBE, ip,
+                str(port), timeout=20)
+        return cp.stdout.split()[0]
+
+    def put_instance(self, c, host, account, iid, ip, groups):
+        body = mp({"id": iid, "account": account, "host": host,
+                   "private_ip": ip, "state": 16,
+                   "groups": [{"id": g, "name": n} for g, n in groups]})
+        c.cli(0, "admin", "record", "put", "instance", f"{account}:{iid}",
+              "-", input=body, check=True)
+
+    def test_ingress_authorize_revoke(self):
+        pid = os.getpid()
+        guests, servers = [], []
+        args = ["--virt-uri", "none", "--edge", "--api-tls", "off",
+                "--log-level", "debug"]
+        with Cluster(1, topology="flat", peer_args=args) as c:
+            try:
+                p0 = c.peers[0]
+                host = c.peer_id(0)
+                account = c.admin["account"]
+                # The edge serves once the cloud's CA record is in.
+                dflt = bounded_wait(lambda: self.try_default(c), 30,
+                                    "the edge to answer")
+                web = self.ec2(c, "create_security_group", GroupName="web",
+                               Description="web")["GroupId"]
+                ssh = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+                self.ec2(c, "authorize_security_group_ingress", GroupId=web,
+                         IpPermissions=ssh)
+
+                ids = {k: f"i-0{k}{pid:015x}"[:19] for k in "abc"}
+                leases = {k: lease(p0, ids[k]) for k in "abc"}
+                ip = {k: leases[k]["ip"] for k in "abc"}
+                g = {}
+                for k in "abc":
+                    g[k] = Guest(f"msg{pid}{k}", p0.ns, "mallee0",
+                                 leases[k]["mac"])
+                    guests.append(g[k])
+                    sh("ip", "-n", g[k].ns, "addr", "add",
+                       f"{ip[k]}/24", "dev", "eth0")
+                groups = {"a": [(web, "web")], "b": [(dflt, "default")],
+                          "c": [(dflt, "default")]}
+                for k in "abc":
+                    self.put_instance(c, host, account, ids[k], ip[k],
+                                      groups[k])
+                for k in "ab":
+                    s = subprocess.Popen(
+                        ["ip", "netns", "exec", g[k].ns, PYTHON, "-c",
+                         SERVER, "22", "8080"], stdout=subprocess.PIPE,
+                        text=True)
+                    servers.append(s)
+                    self.assertEqual(s.stdout.readline().strip(), "ready")
+
+                bounded_wait(lambda: "applied: 3 local instances" in
+                             c.log(0), 20, "the ruleset applied")
+                rules = sh("ip", "netns", "exec", p0.ns, "nft", "list",
+                           "table", "inet", "mallee").stdout
+                self.assertIn("tcp dport 22 accept", rules)
+
+                # Only what the groups allow.
+                self.assertEqual(self.probe(g["b"], ip["a"], 22), "open")
+                self.assertEqual(self.probe(g["b"], ip["a"], 8080), "closed")
+                self.assertEqual(self.probe(g["a"], ip["b"], 8080), "closed")
+                self.assertEqual(self.probe(g["c"], ip["b"], 8080), "open")
+
+                # Authorize 8080: open within seconds.
+                web8080 = [{"IpProtocol": "tcp", "FromPort": 8080,
+                            "ToPort": 8080,
+                            "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+                t0 = time.monotonic()
+                self.ec2(c, "authorize_security_group_ingress", GroupId=web,
+                         IpPermissions=web8080)
+                bounded_wait(lambda: self.probe(g["b"], ip["a"], 8080) ==
+                             "open", 10, "8080 to open", interval=0.2)
+                opened = time.monotonic() - t0
+                self.assertEqual(self.probe(g["c"], ip["a"], 8080), "open")
+
+                # Revoke: closed again.
+                t0 = time.monotonic()
+                self.ec2(c, "revoke_security_group_ingress", GroupId=web,
+                         IpPermissions=web8080)
+                bounded_wait(lambda: self.probe(g["b"], ip["a"], 8080) ==
+                             "closed", 10, "8080 to close", interval=0.2)
+                closed = time.monotonic() - t0
+                self.assertEqual(self.probe(g["b"], ip["a"], 22), "open")
+                print(f"authorize took effect in {opened:.2f} s, revoke in "
+                      f"{closed:.2f} s", file=sys.stderr)
+                self.assertNotIn("ruleset refused", c.log(0))
+            finally:
+                for s in servers:
+                    s.kill()
+                    s.wait(timeout=10)
+                for x in guests:
+                    x.delete()
+
+    def try_default(self, c):
+        try:
+            r = self.ec2(c, "describe_security_groups",
+                         GroupNames=["default"])
+            return r["SecurityGroups"][0]["GroupId"]
+        except AssertionError:
+            return None
+
+
+if __name__ == "__main__":
+    unittest.main()
