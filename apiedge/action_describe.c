@@ -1,10 +1,10 @@
 /*
  * Describe calls that read no records of their own: the availability zones
  * (the peers' --zone, available while one of their hosts is alive), the
- * account's attributes, and the empty answers of DescribeAddresses and
- * DescribeVolumes, which clients call on every listing. Those still check
- * their ids as EC2 does, so a client asking for a volume gets the NotFound
- * code it treats as "absent". (Instances: action_instance_describe.c.)
+ * account's attributes, and the empty answer of DescribeVolumes, which
+ * clients call on every listing. It still checks its ids as EC2 does, so a
+ * client asking for a volume gets the NotFound code it treats as "absent".
+ * (Instances: action_instance_describe.c; addresses: action_address.c.)
  */
 #include "apiedge_int.h"
 
@@ -379,26 +379,4 @@ int api_action_describe_volumes(struct api_call *call)
 	    true,
 	};
 	return empty_describe(call, &e);
-}
-
-int api_action_describe_addresses(struct api_call *call)
-{
-	static const struct empty_describe by_ip = {
-	    "DescribeAddresses",       "PublicIp", NULL,           NULL,
-	    "InvalidAddress.NotFound", "address",  "addressesSet", false,
-	};
-	static const struct empty_describe by_alloc = {
-	    "DescribeAddresses",
-	    "AllocationId",
-	    "eipalloc",
-	    "InvalidAllocationID.Malformed",
-	    "InvalidAllocationID.NotFound",
-	    "allocation ID",
-	    "addressesSet",
-	    false,
-	};
-	const char *probe[1];
-	if (api_params_list(call->params, "PublicIp", probe, 1))
-		return empty_describe(call, &by_ip);
-	return empty_describe(call, &by_alloc);
 }

@@ -251,7 +251,8 @@ static void subnet_of(const struct api_call *call, const char *zone,
 }
 
 static void eni_xml(struct api_call *call, const struct mc_instance *in,
-                    const char *subnet, const char *vpc, const char *dns)
+                    const char *subnet, const char *vpc, const char *dns,
+                    const char *public_ip)
 {
 	struct mc_buf *o = call->out;
 	char eni[32], attach[40], seed[64], when[32];
@@ -281,11 +282,15 @@ static void eni_xml(struct api_call *call, const struct mc_instance *in,
 	api_xml_elem_bool(o, "deleteOnTermination", true);
 	api_xml_elem(o, "networkCardIndex", "0");
 	api_xml_close(o, "attachment");
+	if (public_ip[0])
+		api_address_association_xml(o, call, public_ip);
 	api_xml_open(o, "privateIpAddressesSet");
 	api_xml_open(o, "item");
 	api_xml_elem(o, "privateIpAddress", in->private_ip);
 	api_xml_elem(o, "privateDnsName", dns);
 	api_xml_elem_bool(o, "primary", true);
+	if (public_ip[0])
+		api_address_association_xml(o, call, public_ip);
 	api_xml_close(o, "item");
 	api_xml_close(o, "privateIpAddressesSet");
 	api_xml_open(o, "ipv6AddressesSet");
@@ -325,9 +330,12 @@ void api_instance_xml(struct api_call *call, const struct mc_instance *in,
                       const struct api_tags *tags)
 {
 	struct mc_buf *o = call->out;
-	char dns[96], when[32], subnet[32], vpc[32];
+	char dns[96], when[32], subnet[32], vpc[32], public_ip[16] = "";
 	bool gone = in->state == MC_INST_TERMINATED;
 	bool addressed = !gone && in->private_ip[0];
+	if (addressed && in->state != MC_INST_SHUTTING_DOWN)
+		api_address_of_instance(call, in->id, public_ip,
+		                        sizeof(public_ip));
 	api_instance_dns(call, in, dns, sizeof(dns));
 	api_time_iso8601(when, in->launch_ms);
 	subnet_of(call, in->zone, subnet);
@@ -361,6 +369,8 @@ void api_instance_xml(struct api_call *call, const struct mc_instance *in,
 	}
 	if (addressed)
 		api_xml_elem(o, "privateIpAddress", in->private_ip);
+	if (public_ip[0])
+		api_xml_elem(o, "ipAddress", public_ip);
 	api_xml_elem_bool(o, "sourceDestCheck", true);
 	group_set_xml(o, in);
 	if (in->state_reason_code[0]) {
@@ -384,7 +394,7 @@ void api_instance_xml(struct api_call *call, const struct mc_instance *in,
 	/* What EC2 reports for every type, Nitro ones included. */
 	api_xml_elem(o, "hypervisor", "xen");
 	if (addressed && subnet[0])
-		eni_xml(call, in, subnet, vpc, dns);
+		eni_xml(call, in, subnet, vpc, dns, public_ip);
 	else {
 		api_xml_open(o, "networkInterfaceSet");
 		api_xml_close(o, "networkInterfaceSet");

@@ -166,6 +166,9 @@ static const struct id_kind {
      "InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist"},
     {"i", "instance", "InvalidInstanceID.Malformed",
      "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist"},
+    {"eipalloc", "elastic-ip", "InvalidAllocationID.Malformed",
+     "InvalidAllocationID.NotFound",
+     "The allocation ID '%s' does not exist"},
 };
 
 int api_resource_check(struct api_call *call, const char *id,
@@ -201,6 +204,9 @@ int api_resource_check(struct api_call *call, const char *id,
 		r = api_instance_load(call, id, &in);
 		if (r == 0)
 			mc_instance_clear(&in);
+	} else if (strcmp(k->prefix, "eipalloc") == 0) {
+		r = api_res_load(call, API_KIND_ADDRESS, id, &doc);
+		mc_doc_free(doc);
 	} else if (strcmp(k->prefix, "vpc") == 0) {
 		char vpc[32];
 		api_default_vpc_id(call, vpc);

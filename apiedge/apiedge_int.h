@@ -419,7 +419,6 @@ int api_action_register_image(struct api_call *call);
 /* Zones, account attributes, the describes of resources to come
  * (action_describe.c) and instance types (action_instance_types.c). */
 int api_action_describe_account_attributes(struct api_call *call);
-int api_action_describe_addresses(struct api_call *call);
 int api_action_describe_availability_zones(struct api_call *call);
 int api_action_describe_instance_status(struct api_call *call);
 int api_action_describe_instance_types(struct api_call *call);
@@ -448,6 +447,12 @@ int api_action_run_instances(struct api_call *call);
 int api_action_start_instances(struct api_call *call);
 int api_action_stop_instances(struct api_call *call);
 int api_action_terminate_instances(struct api_call *call);
+/* Elastic IPs (action_address*.c). */
+int api_action_allocate_address(struct api_call *call);
+int api_action_associate_address(struct api_call *call);
+int api_action_describe_addresses(struct api_call *call);
+int api_action_disassociate_address(struct api_call *call);
+int api_action_release_address(struct api_call *call);
 
 /* ---- Resources (resource.c) -------------------------------------------- */
 
@@ -892,6 +897,48 @@ void api_time_iso8601(char out[32], uint64_t ms);
  * InvalidParameterValue past 16 KiB decoded or for bad base64. */
 int api_user_data_decode(struct api_call *call, const char *name,
                          const char *value, uint8_t **out, size_t *len);
+
+/* ---- Elastic IPs (action_address*.c) ----------------------------------- */
+
+#define API_KIND_ADDRESS     "address"     /* account:eipalloc-... */
+#define API_KIND_PUBLIC_POOL "public-pool" /* gateway peer id: its range */
+#define API_KIND_PUBLIC_IP   "public-ip"   /* A.B.C.D: who claimed it */
+#define API_ADDRESSES_MAX    5        /* per account: EC2's default quota */
+#define API_ADDRESS_POOL     "amazon" /* publicIpv4Pool: EC2's own */
+
+/* One allocation as its record holds it ("" where not associated). */
+struct api_address {
+	char resid[API_RES_ID_MAX]; /* eipalloc-... */
+	char public_ip[16];
+	char pool_peer[129]; /* the gateway's peer id */
+	char zone[API_ZONE_NAME_MAX];
+	char domain[16]; /* vpc or standard */
+	char association_id[32];
+	char instance_id[32];
+	char private_ip[16];
+	uint64_t created_ms;
+};
+
+/* Writes a's record; 0 or the cloud's negative errno. */
+int api_address_store(const struct api_call *call, const struct api_address *a);
+/* How many addresses the caller holds; 0 or the cloud's negative errno. */
+int api_address_count(const struct api_call *call, size_t *n);
+/* The caller's address a request names by AllocationId or PublicIp, its
+ * association as it stands (none once the instance terminated); 0, or -1
+ * with call->err. */
+int api_address_param(struct api_call *call, struct api_address *out);
+/* A single-valued parameter, also when sent indexed (Name.1); NULL when
+ * absent or empty. */
+const char *api_param_single(const struct api_call *call, const char *name);
+
+/* The public address associated with the caller's instance into out
+ * (16 bytes or more); false when it has none. Lists records: not from
+ * inside a list's callback. */
+bool api_address_of_instance(const struct api_call *call,
+                             const char *instance_id, char *out, size_t size);
+/* <association> of an ENI or its private address for public_ip. */
+void api_address_association_xml(struct mc_buf *o, const struct api_call *call,
+                                 const char *public_ip);
 
 /* The EC2 API version echoed when the request names none. */
 #define API_DEFAULT_VERSION "2016-11-15"

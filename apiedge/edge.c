@@ -37,6 +37,8 @@ struct api_edge {
 
 /* Sorted by name; each family of actions adds its rows here. */
 static const struct api_action actions[] = {
+    {"AllocateAddress", api_action_allocate_address},
+    {"AssociateAddress", api_action_associate_address},
     {"AuthorizeSecurityGroupEgress",
      api_action_authorize_security_group_egress},
     {"AuthorizeSecurityGroupIngress",
@@ -63,12 +65,14 @@ static const struct api_action actions[] = {
     {"DescribeTags", api_action_describe_tags},
     {"DescribeVolumes", api_action_describe_volumes},
     {"DescribeVpcs", api_action_describe_vpcs},
+    {"DisassociateAddress", api_action_disassociate_address},
     {"GetCallerIdentity", api_action_get_caller_identity},
     {"GetConsoleOutput", api_action_get_console_output},
     {"ImportKeyPair", api_action_import_key_pair},
     {"ModifyInstanceAttribute", api_action_modify_instance_attribute},
     {"RebootInstances", api_action_reboot_instances},
     {"RegisterImage", api_action_register_image},
+    {"ReleaseAddress", api_action_release_address},
     {"RevokeSecurityGroupEgress", api_action_revoke_security_group_egress},
     {"RevokeSecurityGroupIngress", api_action_revoke_security_group_ingress},
     {"RunInstances", api_action_run_instances},

@@ -24,6 +24,7 @@ static const struct {
     {"RequestLimitExceeded", 503},
     {"InternalError", 500},
     {"InsufficientInstanceCapacity", 500},
+    {"InsufficientAddressCapacity", 500},
     {"InternalFailure", 500},
     {"ServiceUnavailable", 503},
     {"Unavailable", 503},

@@ -202,7 +202,8 @@ class Nebula:
 
     def up(self, lab):
         d = os.path.join(lab.tmp, "nebula")
-        os.makedirs(d, exist_ok=True)
+        shutil.rmtree(d, ignore_errors=True)  # nebula-cert never overwrites
+        os.makedirs(d)
         ca = [os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")]
         sh("nebula-cert", "ca", "-name", "bench", "-out-crt", ca[0],
            "-out-key", ca[1])
@@ -249,7 +250,8 @@ class Tinc:
         dirs = []
         for i, (ns, me) in enumerate(((NS_A, UNDER_A), (NS_B, UNDER_B))):
             d = os.path.join(lab.tmp, "tinc%d" % i)
-            os.makedirs(os.path.join(d, "hosts"), exist_ok=True)
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(os.path.join(d, "hosts"))
             with open(os.path.join(d, "tinc.conf"), "w") as f:
                 f.write("Name = h%d\nInterface = tinc%d%d\nMode = router\n"
                         "AddressFamily = ipv4\n%s" % (

@@ -117,8 +117,13 @@ static void initiate(void *ctx, struct ovl_tunnel *t)
 		send_to(dp, p, msg, (size_t)n);
 }
 
-/* Seals and sends what waited for a session; exclusive lock held. */
-static void flush_staged(struct ovl_dp *dp, struct dp_peer *p, uint64_t now)
+/*
+ * Seals and sends what waited for a session; exclusive lock held. With
+ * keepalive, an empty packet goes when nothing waited, to confirm the new
+ * session to the responder.
+ */
+static void flush_staged(struct ovl_dp *dp, struct dp_peer *p, uint64_t now,
+                         bool keepalive)
 {
 	int sent = 0;
 
@@ -137,8 +142,7 @@ static void flush_staged(struct ovl_dp *dp, struct dp_peer *p, uint64_t now)
 	}
 	p->nstaged = 0;
 	pthread_mutex_unlock(&p->staged_lock);
-	if (!sent) {
-		/* A keepalive confirms the session to the responder. */
+	if (!sent && keepalive) {
 		uint8_t ka[OVL_OVERHEAD];
 
 		if (ovl_tunnel_seal(p->tunnel, ka, 0, now) > 0)
@@ -382,6 +386,7 @@ static void *tx_main(void *arg)
 	struct pollfd pfd[2] = {{dp->tun_fd, POLLIN, 0},
 	                        {dp->stop_fd, POLLIN, 0}};
 
+	pthread_setname_np(pthread_self(), "ovl-tx");
 	for (int i = 0; i < DP_SEGS; i++)
 		st->plain[i] = st->slots[i] + OVL_HEADER_LEN;
 	for (;;) {
@@ -508,11 +513,15 @@ static void rx_exclusive(struct ovl_dp *dp, struct rx_state *st,
 	if (r.kind == OVL_RECV_REPLY)
 		send_to(dp, p, r.data, r.len);
 	else if (r.kind == OVL_RECV_ESTABLISHED)
-		flush_staged(dp, p, now);
+		flush_staged(dp, p, now, true);
 	else if (r.len && inner_ok(dp, &r))
 		tun_write_one(dp, (uint8_t *)r.data, r.len);
 	else if (r.len)
 		ovl_count_drop(dp->core, OVL_DROP_BAD_INNER);
+	/* A session of theirs just became current: what waited for our own
+	 * (abandoned, crossed) handshake can go now. */
+	if (r.kind == OVL_RECV_DATA)
+		flush_staged(dp, p, now, false);
 }
 
 static void rx_round(struct ovl_dp *dp, struct rx_state *st, int nmsg)
@@ -560,6 +569,7 @@ static void *rx_main(void *arg)
 	                        {dp->stop_fd, POLLIN, 0}};
 	uint64_t next_tick = now_ms() + DP_TICK_MS;
 
+	pthread_setname_np(pthread_self(), "ovl-rx");
 	for (;;) {
 		uint64_t now = now_ms();
 

@@ -189,7 +189,7 @@ int ovl_noise_create_initiation(struct ovl_core *core, struct ovl_tunnel *t,
 	mix_hash(hs->hash, out + 88, 28);
 
 	mac1(out + 116, t->mac1_key, out, 116);
-	hs->state = OVL_HS_INIT_SENT;
+	ovl_hs_set_state(t, OVL_HS_INIT_SENT);
 	rc = OVL_INITIATION_LEN;
 out_wipe:
 	sodium_memzero(key, sizeof(key));
@@ -247,7 +247,7 @@ struct ovl_tunnel *ovl_noise_consume_initiation(struct ovl_core *core,
 		goto out_wipe;
 	}
 	memcpy(t->last_timestamp, ts, 12);
-	t->hs.state = OVL_HS_INIT_RECEIVED;
+	ovl_hs_set_state(t, OVL_HS_INIT_RECEIVED);
 	t->hs.remote_index = get_le32(msg + 4);
 	memcpy(t->hs.remote_eph, msg + 8, 32);
 	memcpy(t->hs.chain, chain, 32);
@@ -357,7 +357,6 @@ void ovl_noise_derive(struct ovl_handshake *hs, struct ovl_session *s)
 	sodium_memzero(hs->hash, sizeof(hs->hash));
 	sodium_memzero(hs->eph_sk, sizeof(hs->eph_sk));
 	sodium_memzero(hs->remote_eph, sizeof(hs->remote_eph));
-	hs->state = OVL_HS_NONE;
 	hs->index_slot = NULL;
 }
 

@@ -131,6 +131,8 @@ struct ovl_session *ovl_index_find(struct ovl_core *core, uint32_t index);
 uint32_t ovl_index_reserve(struct ovl_core *core, struct ovl_session *s);
 void ovl_index_remove(struct ovl_core *core, struct ovl_session *s);
 void ovl_count_drop(struct ovl_core *core, enum ovl_drop reason);
+/* Every handshake state change goes through here, and is logged. */
+void ovl_hs_set_state(struct ovl_tunnel *t, enum ovl_hs_state state);
 
 /* offload.c: GSO super-packets cut and merged by hand (with vnet headers). */
 /*

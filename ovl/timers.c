@@ -25,6 +25,7 @@ static bool timer_retransmit(struct ovl_tunnel *t, uint64_t now_ms)
 	if (now_ms - t->hs_first_ms < OVL_REKEY_ATTEMPT_MS)
 		return true;
 	session_drop(t->core, &t->hs.index_slot);
+	ovl_hs_set_state(t, OVL_HS_NONE);
 	ovl_noise_wipe(&t->hs, sizeof(t->hs));
 	t->hs_first_ms = 0;
 	return false;

@@ -6,6 +6,7 @@
  * across a rekey) and next (a responder's new session, used to send only
  * once the initiator's first packet under it confirms it).
  */
+#include "log.h"
 #include "mem.h"
 #include "ovl_int.h"
 
@@ -231,6 +232,22 @@ void *ovl_tunnel_user(const struct ovl_tunnel *t)
 	return t->user;
 }
 
+static const char *const hs_state_names[] = {
+    [OVL_HS_NONE] = "none",
+    [OVL_HS_INIT_SENT] = "init-sent",
+    [OVL_HS_INIT_RECEIVED] = "init-received",
+};
+
+void ovl_hs_set_state(struct ovl_tunnel *t, enum ovl_hs_state state)
+{
+	if (t->hs.state != state)
+		mc_debug("ovl", "tunnel %02x%02x%02x%02x: handshake %s -> %s",
+		         t->remote_pk[0], t->remote_pk[1], t->remote_pk[2],
+		         t->remote_pk[3], hs_state_names[t->hs.state],
+		         hs_state_names[state]);
+	t->hs.state = state;
+}
+
 /* --- sending --------------------------------------------------------- */
 
 int ovl_tunnel_initiate(struct ovl_core *core, struct ovl_tunnel *t,
@@ -247,7 +264,7 @@ int ovl_tunnel_initiate(struct ovl_core *core, struct ovl_tunnel *t,
 	if (n < 0) {
 		session_free(core, t->hs.index_slot);
 		t->hs.index_slot = NULL;
-		t->hs.state = OVL_HS_NONE;
+		ovl_hs_set_state(t, OVL_HS_NONE);
 		return n;
 	}
 	t->hs_sent_ms = now_ms;
@@ -404,10 +421,11 @@ static void recv_initiation(struct ovl_core *core, const uint8_t *pkt,
 
 	if (n < 0) {
 		session_free(core, s);
-		t->hs.state = OVL_HS_NONE;
+		ovl_hs_set_state(t, OVL_HS_NONE);
 		return drop(core, out, OVL_DROP_DECRYPT);
 	}
 	ovl_noise_derive(&t->hs, s);
+	ovl_hs_set_state(t, OVL_HS_NONE);
 	s->created_ms = now_ms;
 	session_free(core, t->next_session);
 	t->next_session = s;
@@ -430,6 +448,7 @@ static void recv_response(struct ovl_core *core, const uint8_t *pkt, size_t len,
 	struct ovl_session *s = t->hs.index_slot;
 
 	ovl_noise_derive(&t->hs, s);
+	ovl_hs_set_state(t, OVL_HS_NONE);
 	s->created_ms = now_ms;
 	promote(core, t, s, now_ms);
 	t->hs_first_ms = 0;

@@ -61,7 +61,7 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 	mc_pack_map(reply, 3);
 
 	mc_pack_str(reply, "self");
-	mc_pack_map(reply, 16);
+	mc_pack_map(reply, 17);
 	mc_pack_kv_str(reply, "id", p->id);
 	mc_pack_kv_str(reply, "name", p->cfg.name);
 	mc_pack_kv_str(reply, "zone", p->cfg.zone);
@@ -83,6 +83,7 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 	mc_hex_encode(hex, digest, sizeof(digest));
 	mc_pack_kv_str(reply, "records_digest", hex);
 	pack_capacity(reply, &p->capacity);
+	peer_hostnet_pack_status(p, reply);
 
 	peer_net_pack_members(p->net, reply);
 	peer_net_pack_counters(p->net, reply);

@@ -56,6 +56,7 @@ struct peer_hostnet {
 	struct mc_cidr cloud;
 	uint32_t slice; /* network of the /24, host byte order; 0: none */
 	bool confirmed;
+	unsigned checks_held; /* checks that found the claim ours, in a row */
 	uint16_t mtu;
 	uv_timer_t claim_timer;
 	struct peer_dhcp *dhcp;
@@ -181,11 +182,23 @@ static void on_claim_check(uv_timer_t *t)
 			        net, holder);
 		slice_claim(h, h->slice);
 		h->confirmed = false;
+		h->checks_held = 0;
 		uv_timer_start(&h->claim_timer, on_claim_check, CLAIM_CHECK_MS,
 		               0);
 		return;
 	}
 	if (strcmp(holder, h->p->id) == 0) {
+		/*
+		 * One check is not enough: a smaller id that claimed the
+		 * same slice re-asserts at its own first check, which may
+		 * not have reached us yet. A second check a gossip round
+		 * later sees it.
+		 */
+		if (!h->confirmed && ++h->checks_held < 2) {
+			uv_timer_start(&h->claim_timer, on_claim_check,
+			               CLAIM_CHECK_MS, 0);
+			return;
+		}
 		if (!h->confirmed)
 			mc_info("hostnet", "slice %s/24 is this host's", net);
 		h->confirmed = true;
@@ -220,6 +233,7 @@ static void on_claim_check(uv_timer_t *t)
 		         strerror(-r));
 	slice_claim(h, h->slice);
 	h->confirmed = false;
+	h->checks_held = 0;
 	uv_timer_start(&h->claim_timer, on_claim_check, CLAIM_CHECK_MS, 0);
 }
 
@@ -288,6 +302,9 @@ int peer_hostnet_lease(struct peer *p, const char *instance_id, char ip[16],
 	if (!instance_id[0] || strlen(instance_id) > MC_INSTANCE_ID_LEN)
 		return -EINVAL;
 	unsigned i = lease_find(h, instance_id);
+	/* New addresses only from a slice that is surely this host's. */
+	if (!i && !h->confirmed)
+		return -EAGAIN;
 	if (!i) {
 		for (unsigned k = LEASE_FIRST; k <= LEASE_LAST && !i; k++)
 			if (!h->leases[k][0])
@@ -572,4 +589,17 @@ void peer_cmd_hostnet_lease(struct peer *p, const struct mc_val *req,
 	mc_pack_kv_str(reply, "bridge", p->hostnet->bridge);
 	mc_pack_kv_str(reply, "slice", slice);
 	mc_pack_kv_bool(reply, "confirmed", p->hostnet->confirmed);
+}
+
+void peer_hostnet_pack_status(struct peer *p, struct mc_buf *b)
+{
+	struct peer_hostnet *h = p->hostnet;
+	char slice[16] = "";
+	if (h)
+		ip_text(h->slice, slice);
+	mc_pack_str(b, "hostnet");
+	mc_pack_map(b, 3);
+	mc_pack_kv_str(b, "bridge", h ? h->bridge : "");
+	mc_pack_kv_str(b, "slice", slice);
+	mc_pack_kv_bool(b, "ready", h && h->confirmed);
 }

@@ -33,6 +33,11 @@ int peer_hostnet_start(struct peer *p, peer_hostnet_addr_cb on_addr, char *err,
 /* Stops DHCP and the metadata service; the bridge stays (guests use it). */
 void peer_hostnet_stop(struct peer *p);
 
+/* Appends "hostnet" and a map {bridge, slice, ready} to a status map;
+ * ready: the slice is confirmed, so new instances get addresses. */
+struct mc_buf;
+void peer_hostnet_pack_status(struct peer *p, struct mc_buf *b);
+
 /* The bridge's name, for the domains' NICs ("" when not started). */
 const char *peer_hostnet_bridge(const struct peer *p);
 

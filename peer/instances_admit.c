@@ -152,8 +152,10 @@ void inst_rpc_admit(struct peer *p, struct peer_rpc_req *req, const char *from,
 	int r = peer_hostnet_lease(p, want.id, ip, mac);
 	if (r) {
 		snprintf(why, sizeof(why), "no address for the instance: %s",
-		         r == -ENOSPC ? "this host's slice is full"
-		                      : strerror(-r));
+		         r == -ENOSPC   ? "this host's slice is full"
+		         : r == -EAGAIN ? "this host's address slice is not "
+		                          "confirmed yet"
+		                        : strerror(-r));
 		peer_rpc_reply(req, r == -ENOSPC ? -ENOSPC : r, why, NULL);
 		goto out;
 	}

@@ -263,7 +263,7 @@ static bool is_capacity_error(int status)
 {
 	return status == -ENOSPC || status == -EHOSTUNREACH ||
 	       status == -ETIMEDOUT || status == -EPROTO || status == -ENOSYS ||
-	       status == -EBUSY;
+	       status == -EBUSY || status == -EAGAIN || status == -EHOSTDOWN;
 }
 
 static void launch_give_up(struct launch_op *op)

@@ -270,6 +270,7 @@ class HostFailureTest(unittest.TestCase):
             with self.assertRaises(AwsError) as cm:
                 self.aws("stop-instances", "--instance-ids", iid)
             err = cm.exception
+            print(f"StopInstances with B dead: {err}", flush=True)
             self.assertEqual(err.rc, 254, err)
             self.assertIn(err.code, ("Unavailable", "ServiceUnavailable",
                                      "IncorrectInstanceState"), err)

@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import Cluster, bounded_wait
@@ -107,11 +108,18 @@ def ctl(peer, request):
     return mp_unpack(buf[4:])[0]
 
 
-def lease(peer, instance_id):
-    r = ctl(peer, {"cmd": "hostnet-lease", "id": instance_id})
-    if not r.get("ok"):
-        raise AssertionError(f"hostnet-lease: {r}")
-    return r
+def lease(peer, instance_id, timeout=20):
+    """A lease; new addresses come only once the host's slice is confirmed
+    (two claim checks, ~6 s after start), so it asks until then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = ctl(peer, {"cmd": "hostnet-lease", "id": instance_id})
+        if r.get("ok"):
+            return r
+        if "temporarily unavailable" not in str(r) or \
+                time.monotonic() > deadline:
+            raise AssertionError(f"hostnet-lease: {r}")
+        time.sleep(0.5)
 
 
 def sh(*cmd, timeout=30, check=True):

@@ -106,7 +106,7 @@ static void test_no_pool(void)
 {
 	char *body;
 	int st = ec_do(&body, "AllocateAddress", NULL);
-	ec_check_error(st, body, 400, "InsufficientAddressCapacity");
+	ec_check_error(st, body, 500, "InsufficientAddressCapacity");
 	CHECK(strstr(body, "--public-pool") != NULL);
 	free(body);
 	/* Nothing was written for it. */
@@ -155,7 +155,7 @@ static void test_allocate(void)
 
 	/* The only address is taken: none for anyone. */
 	st = allocate(KEY_B, SECRET_B, ip, alloc, &body);
-	ec_check_error(st, body, 400, "InsufficientAddressCapacity");
+	ec_check_error(st, body, 500, "InsufficientAddressCapacity");
 	free(body);
 
 	/* A second gateway: the lowest free address of all pools next. */

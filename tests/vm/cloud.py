@@ -350,9 +350,21 @@ class Cloud:
         # The edge answers a signed call through the real client.
         bounded_wait(lambda: self._try_regions(), 60,
                      "the edge to answer describe-regions", interval=0.5)
+        # Hosts admit instances once their address slice is confirmed.
+        for i in range(self.n):
+            args = self.c.peer_args.get(i, [])
+            k = args.index("--virt-uri") if "--virt-uri" in args else -1
+            if k >= 0 and args[k + 1] == "none":
+                continue
+            bounded_wait(lambda i=i: self._hostnet_ready(i), 60,
+                         f"host {i}'s network to be ready", interval=0.3)
         log(f"cloud up in {time.monotonic() - self.t0:.1f}s: region "
             f"{self.region}, edge {self.endpoint}, hosts "
             + ", ".join(f"{i}={pid}" for i, pid in enumerate(self.ids)))
+
+    def _hostnet_ready(self, i):
+        st = self.c.try_status(i)
+        return bool(st and st["self"].get("hostnet", {}).get("ready"))
 
     def _try_regions(self):
         try:
