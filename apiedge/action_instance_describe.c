@@ -309,17 +309,20 @@ struct status {
 static struct status status_of(const struct api_call *call,
                                const struct mc_instance *in)
 {
-	if (in->state == MC_INST_PENDING)
-		return (struct status){"initializing", "initializing"};
-	if (in->state != MC_INST_RUNNING)
+	if (in->state != MC_INST_RUNNING && in->state != MC_INST_PENDING)
 		return (struct status){"not-applicable", NULL};
+	/* The host first: a pending instance whose host died will not start,
+	 * and "initializing" would say it still might. */
 	const char *host = NULL;
 	if (call->cloud->host_state && in->host[0])
 		host = call->cloud->host_state(call->cloud->arg, in->host);
-	if (host &&
-	    (strcmp(host, "alive") == 0 || strcmp(host, "suspect") == 0))
-		return (struct status){"ok", "passed"};
-	return (struct status){"impaired", "failed"};
+	bool up = host &&
+	          (strcmp(host, "alive") == 0 || strcmp(host, "suspect") == 0);
+	if (!up)
+		return (struct status){"impaired", "failed"};
+	if (in->state == MC_INST_PENDING)
+		return (struct status){"initializing", "initializing"};
+	return (struct status){"ok", "passed"};
 }
 
 static int status_field(const struct mc_instance *in, const struct status *st,

@@ -181,6 +181,7 @@ struct gossip *gossip_new(const struct gossip_config *c, uint64_t now_ms)
 	self->incarnation = g->incarnation;
 	self->state = GOSSIP_ALIVE;
 	self->state_change_ms = now_ms;
+	gossip_set_reach(g, self, GOSSIP_REACH_YES);
 	gossip_queue_alive(g, self);
 	gossip_timers_init(g, now_ms);
 	return g;
@@ -261,10 +262,11 @@ int gossip_keyring_remove(struct gossip *g, const uint8_t key[GOSSIP_KEY_BYTES])
 
 /*
  * Sends the nmsgs messages encoded in g->msgs to `to`, with as many queued
- * broadcasts as fit in the packet. Nothing goes out when there is nothing
- * to say.
+ * broadcasts as fit in the packet when piggyback. Nothing goes out when
+ * there is nothing to say.
  */
-void gossip_send(struct gossip *g, const struct mc_addr *to, uint32_t nmsgs)
+static void send_msgs(struct gossip *g, const struct mc_addr *to,
+                      uint32_t nmsgs, bool piggyback)
 {
 	size_t budget = g->cfg.packet_max - GOSSIP_ENVELOPE_MAX -
 	                (g->seal.nkeys ? GOSSIP_SEAL_OVERHEAD : 0);
@@ -272,7 +274,7 @@ void gossip_send(struct gossip *g, const struct mc_addr *to, uint32_t nmsgs)
 	uint32_t flags = 0, nb = 0;
 
 	mc_buf_reset(&g->bcasts);
-	if (g->dissem.count)
+	if (piggyback && g->dissem.count)
 		nb = gossip_dissem_fill(&g->dissem, gossip_retransmit_limit(g),
 		                        &g->bcasts, space,
 		                        GOSSIP_MSGS_MAX - nmsgs, &flags);
@@ -294,6 +296,17 @@ void gossip_send(struct gossip *g, const struct mc_addr *to, uint32_t nmsgs)
 	g->ctr.packets_out++;
 	g->ctr.bytes_out += out->len;
 	g->cfg.cb.send(g->cfg.cb.ctx, to, out->data, out->len);
+}
+
+void gossip_send(struct gossip *g, const struct mc_addr *to, uint32_t nmsgs)
+{
+	send_msgs(g, to, nmsgs, true);
+}
+
+void gossip_send_only(struct gossip *g, const struct mc_addr *to,
+                      uint32_t nmsgs)
+{
+	send_msgs(g, to, nmsgs, false);
 }
 
 static void drop(struct gossip *g, enum gossip_drop why)

@@ -85,12 +85,21 @@ struct gossip_node {
 	char version[GOSSIP_VERSION_MAX];
 };
 
-/* A snapshot of one member's entry; node is valid until the call returns. */
+/*
+ * A snapshot of one member's entry; node is valid until the call returns.
+ * reached says whether this node ever had a direct ack from the member: a
+ * path to it exists from here (the overlay may send to it directly), while
+ * one never reached is only known through others, e.g. a private host of
+ * another cluster, to be reached through a gateway. Only members this node
+ * has reached are suspected by its own failed probes; the others' liveness
+ * is judged by those who reach them and learnt by gossip. Ourselves: true.
+ */
 struct gossip_member {
 	const struct gossip_node *node;
 	uint32_t incarnation;
 	enum gossip_state state;
 	uint64_t state_change_ms;
+	bool reached;
 };
 
 struct gossip_counters {
@@ -101,6 +110,8 @@ struct gossip_counters {
 	uint64_t suspicions; /* members this node suspected itself */
 	uint64_t refuted;    /* accusations against this node it refuted */
 	uint64_t declared_dead;
+	/* Failed probes of members never reached, which raise no suspicion. */
+	uint64_t unreached_probes;
 	uint64_t broadcasts_queued;
 	uint64_t drops[GOSSIP_DROP_MAX];
 };
@@ -206,7 +217,8 @@ int gossip_snapshot_merge(struct gossip *g, const uint8_t *p, size_t len,
 
 /*
  * Inserts node as alive without disseminating it or raising an event: for
- * simulators and tests that start a cluster in steady state.
+ * simulators and tests that start a cluster in steady state, so the member
+ * counts as reached (steady state: it has been probed before).
  */
 void gossip_seed(struct gossip *g, const struct gossip_node *node,
                  uint32_t incarnation, uint64_t now_ms);

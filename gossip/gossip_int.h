@@ -23,6 +23,8 @@
 #define GOSSIP_REPLAY_WINDOW 64
 #define GOSSIP_REPLAY_MAX    65536 /* senders remembered */
 #define GOSSIP_RECV_MAX      65536
+#define GOSSIP_REACH_PINGS   16 /* reach pings outstanding at once */
+#define GOSSIP_REACH_SCAN    64 /* entries looked at per gossip round */
 
 enum gossip_msg_type {
 	GOSSIP_MSG_PING = 1,
@@ -80,6 +82,18 @@ struct gossip_suspicion {
 	uint64_t accusers[GOSSIP_CONFIRM_MAX + 1];
 };
 
+/*
+ * Whether this node can reach a member directly, learnt from our own pings:
+ * a member is suspected by our failed probes only once reached, so members
+ * behind other clusters' gateways do not flap.
+ */
+enum gossip_reach {
+	GOSSIP_REACH_UNTRIED, /* no direct ping of ours has been answered
+	                         or timed out yet */
+	GOSSIP_REACH_NEVER,   /* direct pings timed out, none was answered */
+	GOSSIP_REACH_YES,     /* a direct ack came back at least once */
+};
+
 /* 40 bytes: the simulator holds N^2 of these. */
 struct gossip_entry {
 	uint64_t key;
@@ -88,14 +102,21 @@ struct gossip_entry {
 	uint64_t state_change_ms;
 	uint32_t incarnation;
 	uint8_t state;
+	uint8_t reach; /* enum gossip_reach */
 };
+
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct gossip_entry) == 40,
+               "gossip_entry grew: the simulator holds N^2 of them");
+#endif
 
 struct gossip_probe {
 	bool active;
 	bool acked;
 	bool indirect_sent;
 	uint64_t key;
-	uint32_t seq;
+	uint32_t seq;     /* of the direct ping: its ack proves a path */
+	uint32_t ind_seq; /* of the ping-reqs, 0 before they go */
 	uint32_t expected_nacks;
 	uint32_t nacks;
 	uint64_t timeout_ms; /* direct ack due; then ping-req */
@@ -107,8 +128,16 @@ struct gossip_relay {
 	uint32_t seq;
 	uint32_t req_seq;
 	bool want_nack;
+	uint64_t target;
 	uint64_t deadline_ms;
 	struct mc_addr requester;
+};
+
+/* A ping outside the probe cycle, to learn whether a new member is reached. */
+struct gossip_reach_ping {
+	uint32_t seq;
+	uint64_t key;
+	uint64_t deadline_ms;
 };
 
 enum {
@@ -180,6 +209,10 @@ struct gossip {
 	struct gossip_suspicion *suspicions;
 	struct gossip_relay relays[GOSSIP_RELAYS_MAX];
 	uint32_t nrelays;
+	struct gossip_reach_ping reach_pings[GOSSIP_REACH_PINGS];
+	uint32_t nreach_pings;
+	uint32_t nuntried;     /* entries in GOSSIP_REACH_UNTRIED */
+	uint32_t reach_cursor; /* where the search for untried ones goes on */
 
 	struct gossip_dissem dissem;
 	struct gossip_seal seal;
@@ -197,6 +230,9 @@ struct gossip {
 uint64_t gossip_rand(struct gossip *g);
 uint32_t gossip_rand_below(struct gossip *g, uint32_t n);
 void gossip_send(struct gossip *g, const struct mc_addr *to, uint32_t nmsgs);
+/* The same without broadcasts: for members we may not reach. */
+void gossip_send_only(struct gossip *g, const struct mc_addr *to,
+                      uint32_t nmsgs);
 uint64_t gossip_id_key(const char *id);
 void gossip_key_id(uint64_t key, char out[GOSSIP_ID_LEN + 1]);
 void gossip_dispatch(struct gossip *g, const struct mc_addr *from,
@@ -210,6 +246,8 @@ void gossip_entry_remove(struct gossip *g, struct gossip_entry *e);
 void gossip_entries_reset(struct gossip *g, uint64_t now_ms);
 void gossip_set_state(struct gossip *g, struct gossip_entry *e,
                       enum gossip_state st, uint64_t now_ms);
+void gossip_set_reach(struct gossip *g, struct gossip_entry *e,
+                      enum gossip_reach r);
 void gossip_emit(struct gossip *g, enum gossip_event ev,
                  const struct gossip_entry *e);
 void gossip_on_alive(struct gossip *g, const struct gossip_msg *m,

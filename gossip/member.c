@@ -164,6 +164,8 @@ struct gossip_entry *gossip_entry_add(struct gossip *g, uint64_t key)
 	struct gossip_entry *e = &g->ents[g->nents];
 	memset(e, 0, sizeof(*e));
 	e->key = key;
+	e->reach = GOSSIP_REACH_UNTRIED;
+	g->nuntried++;
 	*slot_of(g, key) = g->nents++;
 	return e;
 }
@@ -198,6 +200,8 @@ void gossip_entry_remove(struct gossip *g, struct gossip_entry *e)
 	uint32_t last = g->nents - 1;
 
 	gossip_suspicion_stop(g, e);
+	if (e->reach == GOSSIP_REACH_UNTRIED)
+		g->nuntried--;
 	gossip_intern_put(g->intern, e->info);
 	slot_delete(g, slot_of(g, e->key));
 	if (idx != last) {
@@ -242,6 +246,7 @@ static void fill_member(const struct gossip_entry *e, struct gossip_member *m)
 	m->incarnation = e->incarnation;
 	m->state = (enum gossip_state)e->state;
 	m->state_change_ms = e->state_change_ms;
+	m->reached = e->reach == GOSSIP_REACH_YES;
 }
 
 void gossip_emit(struct gossip *g, enum gossip_event ev,
@@ -266,6 +271,29 @@ void gossip_set_state(struct gossip *g, struct gossip_entry *e,
 		gossip_suspicion_stop(g, e);
 	e->state = (uint8_t)st;
 	e->state_change_ms = now_ms;
+}
+
+static const char *reach_name(enum gossip_reach r)
+{
+	static const char *const names[] = {"untried", "never reached",
+	                                    "reached"};
+	return (unsigned)r <= GOSSIP_REACH_YES ? names[r] : "?";
+}
+
+/* Keeps the count of untried entries, which reach pings look for. */
+void gossip_set_reach(struct gossip *g, struct gossip_entry *e,
+                      enum gossip_reach r)
+{
+	if (e->reach == r)
+		return;
+	mc_debug("gossip", "%s: member %s %s -> %s", g->cfg.local.id,
+	         e->info ? e->info->node.id : "?",
+	         reach_name((enum gossip_reach)e->reach), reach_name(r));
+	if (e->reach == GOSSIP_REACH_UNTRIED)
+		g->nuntried--;
+	if (r == GOSSIP_REACH_UNTRIED)
+		g->nuntried++;
+	e->reach = (uint8_t)r;
 }
 
 static void member_key(uint8_t key[9], uint64_t node)
@@ -354,6 +382,10 @@ void gossip_on_alive(struct gossip *g, const struct gossip_msg *m,
 	enum gossip_state was = (enum gossip_state)e->state;
 	bool changed = memcmp(&m->info, &e->info->node, sizeof(m->info)) != 0;
 	if (changed) {
+		/* What we learnt about the path holds for the old address. */
+		if (memcmp(&m->info.addr, &e->info->node.addr,
+		           sizeof(m->info.addr)) != 0)
+			gossip_set_reach(g, e, GOSSIP_REACH_UNTRIED);
 		struct gossip_nref *r = gossip_intern_get(g->intern, &m->info);
 		gossip_intern_put(g->intern, e->info);
 		e->info = r;
@@ -473,4 +505,7 @@ void gossip_seed(struct gossip *g, const struct gossip_node *node,
 	e->incarnation = incarnation;
 	e->state = GOSSIP_ALIVE;
 	e->state_change_ms = now_ms;
+	/* Reached, without a log line each: simulators seed N^2 of these. */
+	e->reach = GOSSIP_REACH_YES;
+	g->nuntried--;
 }

@@ -12,6 +12,18 @@
  *   accusers confirm: max(min, max - (max - min) * log(C + 1) / log(K + 1));
  * - buddy system: a ping to a suspect member carries the suspicion, so it
  *   can refute at once.
+ *
+ * Reachability, for clouds made of clusters on private networks joined by
+ * gateways, where some members can never reach others: a member counts as
+ * reached once one of our direct pings (probe, reach ping, or a ping we
+ * relayed) was acked. Only reached members are suspected by our failed
+ * probes; a failed probe of one never reached raises no suspicion and costs
+ * no local health (unreached_probes counts it), and gets no ping-req: its
+ * own cluster judges it, and the verdict comes by gossip. Unreached members
+ * stay in the probe cycle, so a path that appears is found; a member learnt
+ * of gets a reach ping soon, so a flat cloud reaches everyone in a few
+ * gossip rounds and behaves as plain SWIM. Gossip targets and ping-req
+ * helpers are drawn from the members reached or not tried yet first.
  */
 #include "gossip_int.h"
 
@@ -149,12 +161,12 @@ static bool probe_candidate(const struct gossip *g,
 	       (e->state == GOSSIP_ALIVE || e->state == GOSSIP_SUSPECT);
 }
 
-/* Up to k random live members other than us and exclude; memberlist's
- * kRandomNodes, with gossip to the recently dead when to_dead. */
-static uint32_t random_members(struct gossip *g, uint32_t k, uint64_t exclude,
-                               bool to_dead, uint64_t now_ms, uint32_t *out)
+/* Adds to out[0..n) up to k random members as random_members says; with
+ * unreached false, skips those we never reached and tells so in *skipped. */
+static uint32_t pick_members(struct gossip *g, uint32_t k, uint64_t exclude,
+                             bool to_dead, bool unreached, uint64_t now_ms,
+                             uint32_t *out, uint32_t n, bool *skipped)
 {
-	uint32_t n = 0;
 	for (uint32_t tries = 0; tries < 3 * g->nents && n < k; tries++) {
 		uint32_t i = gossip_rand_below(g, g->nents);
 		const struct gossip_entry *e = &g->ents[i];
@@ -164,6 +176,10 @@ static uint32_t random_members(struct gossip *g, uint32_t k, uint64_t exclude,
 			ok = true;
 		if (!ok || e->key == exclude)
 			continue;
+		if (!unreached && e->reach == GOSSIP_REACH_NEVER) {
+			*skipped = true;
+			continue;
+		}
 		bool dup = false;
 		for (uint32_t j = 0; j < n; j++)
 			dup |= out[j] == i;
@@ -171,6 +187,34 @@ static uint32_t random_members(struct gossip *g, uint32_t k, uint64_t exclude,
 			out[n++] = i;
 	}
 	return n;
+}
+
+/*
+ * Up to k random live members other than us and exclude; memberlist's
+ * kRandomNodes, with gossip to the recently dead when to_dead. Members we
+ * tried and never reached are drawn only when too few others turn up: a
+ * packet sent where it cannot arrive spends one of a broadcast's few
+ * transmits. Those reached and those not tried yet are drawn alike, so a
+ * flat cloud picks as plain SWIM does (preferring the reached would favour
+ * the members known longest, who tend to know the news already).
+ */
+static uint32_t random_members(struct gossip *g, uint32_t k, uint64_t exclude,
+                               bool to_dead, uint64_t now_ms, uint32_t *out)
+{
+	bool skipped = false;
+	uint32_t n = pick_members(g, k, exclude, to_dead, false, now_ms, out,
+	                          0, &skipped);
+	if (n < k && skipped)
+		n = pick_members(g, k, exclude, to_dead, true, now_ms, out, n,
+		                 &skipped);
+	return n;
+}
+
+static void mark_reached(struct gossip *g, uint64_t key)
+{
+	struct gossip_entry *e = gossip_entry_find(g, key);
+	if (e)
+		gossip_set_reach(g, e, GOSSIP_REACH_YES);
 }
 
 /* The probe cycle. */
@@ -182,6 +226,14 @@ static void probe_finish(struct gossip *g, uint64_t now_ms)
 	p->active = false;
 	if (p->acked)
 		return;
+	struct gossip_entry *e = gossip_entry_find(g, p->key);
+	/* Never reached from here: it may be a private host of another
+	 * cluster. Its silence says nothing of it, nor of our health. */
+	if (e && e->reach != GOSSIP_REACH_YES) {
+		gossip_set_reach(g, e, GOSSIP_REACH_NEVER);
+		g->ctr.unreached_probes++;
+		return;
+	}
 	/* With relays that nack, missing nacks say we are the sick one;
 	 * without them, any failed probe counts against us. */
 	if (p->expected_nacks > 0) {
@@ -193,7 +245,6 @@ static void probe_finish(struct gossip *g, uint64_t now_ms)
 	}
 	/* A member already suspect gets our independent confirmation,
 	 * which shortens its suspicion (Lifeguard). */
-	struct gossip_entry *e = gossip_entry_find(g, p->key);
 	if (!e || (e->state != GOSSIP_ALIVE && e->state != GOSSIP_SUSPECT))
 		return;
 	mc_debug("gossip", "%s: probe of %s failed, suspecting",
@@ -236,7 +287,11 @@ static void probe_start(struct gossip *g, uint64_t now_ms)
 		nmsgs++;
 	}
 	struct mc_addr to = e->info->node.addr;
-	gossip_send(g, &to, nmsgs);
+	/* Broadcasts ride only towards members that may get them. */
+	if (e->reach == GOSSIP_REACH_NEVER)
+		gossip_send_only(g, &to, nmsgs);
+	else
+		gossip_send(g, &to, nmsgs);
 }
 
 static void probe_indirect(struct gossip *g, uint64_t now_ms)
@@ -247,7 +302,9 @@ static void probe_indirect(struct gossip *g, uint64_t now_ms)
 	struct gossip_entry *target = gossip_entry_find(g, p->key);
 
 	p->indirect_sent = true;
-	if (!target)
+	/* Only a member reached before can be suspected by us: others'
+	 * help could not change the outcome. */
+	if (!target || target->reach != GOSSIP_REACH_YES)
 		return;
 	if (k > GOSSIP_CONFIRM_MAX)
 		k = GOSSIP_CONFIRM_MAX;
@@ -257,9 +314,12 @@ static void probe_indirect(struct gossip *g, uint64_t now_ms)
 	for (uint32_t i = 0; i < n; i++)
 		to[i] = g->ents[idx[i]].info->node.addr;
 	p->expected_nacks = n;
+	/* A sequence of their own tells relayed acks from direct ones. */
+	p->ind_seq = ++g->next_seq;
 	for (uint32_t i = 0; i < n; i++) {
 		mc_buf_reset(&g->msgs);
-		gossip_enc_ping_req(&g->msgs, p->seq, p->key, &taddr, true);
+		gossip_enc_ping_req(&g->msgs, p->ind_seq, p->key, &taddr,
+		                    true);
 		gossip_send(g, &to[i], 1);
 	}
 }
@@ -268,19 +328,32 @@ void gossip_probe_on_ack(struct gossip *g, uint32_t seq, uint64_t now_ms)
 {
 	struct gossip_probe *p = &g->probe;
 
-	if (p->active && !p->acked && seq == p->seq) {
-		p->acked = true;
-		gossip_awareness_delta(g, -1);
+	(void)now_ms;
+	if (p->active && (seq == p->seq || (p->ind_seq && seq == p->ind_seq))) {
+		if (seq == p->seq)
+			mark_reached(g, p->key);
+		if (!p->acked) {
+			p->acked = true;
+			gossip_awareness_delta(g, -1);
+		}
+		return;
+	}
+	for (uint32_t i = 0; i < g->nreach_pings; i++) {
+		if (g->reach_pings[i].seq != seq)
+			continue;
+		mark_reached(g, g->reach_pings[i].key);
+		g->reach_pings[i] = g->reach_pings[--g->nreach_pings];
 		return;
 	}
 	for (uint32_t i = 0; i < g->nrelays; i++) {
 		struct gossip_relay *r = &g->relays[i];
 		if (r->seq != seq)
 			continue;
+		/* The target answered our own ping: we reach it too. */
+		mark_reached(g, r->target);
 		struct mc_addr to = r->requester;
 		uint32_t req_seq = r->req_seq;
 		g->relays[i] = g->relays[--g->nrelays];
-		(void)now_ms;
 		mc_buf_reset(&g->msgs);
 		gossip_enc_seq(&g->msgs, GOSSIP_MSG_ACK, req_seq);
 		gossip_send(g, &to, 1);
@@ -290,7 +363,7 @@ void gossip_probe_on_ack(struct gossip *g, uint32_t seq, uint64_t now_ms)
 
 void gossip_probe_on_nack(struct gossip *g, uint32_t seq)
 {
-	if (g->probe.active && seq == g->probe.seq)
+	if (g->probe.active && g->probe.ind_seq && seq == g->probe.ind_seq)
 		g->probe.nacks++;
 }
 
@@ -304,6 +377,7 @@ void gossip_relay_start(struct gossip *g, const struct mc_addr *requester,
 	r->seq = ++g->next_seq;
 	r->req_seq = m->seq;
 	r->want_nack = m->want_nack;
+	r->target = m->node;
 	r->requester = *requester;
 	/* Nack early enough to reach the requester before its probe ends
 	 * (probe_interval - probe_timeout after it asked us, unscaled). */
@@ -349,6 +423,60 @@ static void gossip_round(struct gossip *g, uint64_t now_ms)
 	}
 }
 
+static bool reach_ping_pending(const struct gossip *g, uint64_t key)
+{
+	for (uint32_t i = 0; i < g->nreach_pings; i++)
+		if (g->reach_pings[i].key == key)
+			return true;
+	return false;
+}
+
+/*
+ * Reach pings, each gossip round: a few live members we never pinged get a
+ * ping outside the probe cycle, so that we know soon whether we reach them
+ * (and may suspect them), not only when the probe cycle comes round. They
+ * carry no broadcasts, as the member may be out of our reach. An unanswered
+ * one leaves the member unreached until a probe of it is acked.
+ */
+static void reach_pings_run(struct gossip *g, uint64_t now_ms)
+{
+	for (uint32_t i = 0; i < g->nreach_pings;) {
+		struct gossip_reach_ping *r = &g->reach_pings[i];
+		if (now_ms < r->deadline_ms) {
+			i++;
+			continue;
+		}
+		struct gossip_entry *e = gossip_entry_find(g, r->key);
+		if (e && e->reach == GOSSIP_REACH_UNTRIED)
+			gossip_set_reach(g, e, GOSSIP_REACH_NEVER);
+		*r = g->reach_pings[--g->nreach_pings];
+	}
+	uint32_t budget = g->cfg.gossip_nodes;
+	for (uint32_t scanned = 0;
+	     g->nuntried && !g->leaving && budget &&
+	     g->nreach_pings < GOSSIP_REACH_PINGS &&
+	     scanned < GOSSIP_REACH_SCAN && scanned < g->nents;
+	     scanned++) {
+		if (g->reach_cursor >= g->nents)
+			g->reach_cursor = 0;
+		struct gossip_entry *e = &g->ents[g->reach_cursor++];
+		if (e->reach != GOSSIP_REACH_UNTRIED || !probe_candidate(g, e) ||
+		    reach_ping_pending(g, e->key))
+			continue;
+		struct gossip_reach_ping *r =
+		    &g->reach_pings[g->nreach_pings++];
+		r->seq = ++g->next_seq;
+		r->key = e->key;
+		r->deadline_ms =
+		    now_ms + gossip_scale(g, g->cfg.probe_interval_ms);
+		struct mc_addr to = e->info->node.addr;
+		mc_buf_reset(&g->msgs);
+		gossip_enc_ping(&g->msgs, r->seq, e->key);
+		gossip_send_only(g, &to, 1);
+		budget--;
+	}
+}
+
 void gossip_timers_run(struct gossip *g, uint64_t now_ms)
 {
 	struct gossip_probe *p = &g->probe;
@@ -370,6 +498,7 @@ void gossip_timers_run(struct gossip *g, uint64_t now_ms)
 	suspicions_run(g, now_ms);
 	if (now_ms >= g->next_gossip_ms) {
 		gossip_round(g, now_ms);
+		reach_pings_run(g, now_ms);
 		g->next_gossip_ms = now_ms + g->cfg.gossip_interval_ms;
 	}
 }

@@ -11,6 +11,13 @@
  * and opening transport packets share it (one thread each, see ovl.h);
  * handshakes, timers and the API's changes take it alone. Packets for a
  * peer with no session yet wait in a small queue until its handshake ends.
+ *
+ * Each peer has paths (path.c): its own endpoint, or a gateway that relays
+ * for it. A packet on a relayed path carries a relay header in front
+ * (relay.c); a gateway forwards such packets on its own path to their
+ * destination, and the destination learns from where an authentic packet
+ * came which way to answer. A peer's path state has a mutex of its own, so
+ * either thread may update it under the shared lock.
  */
 #include "log.h"
 #include "mem.h"
@@ -49,16 +56,36 @@ struct dp_staged {
 struct dp_peer {
 	struct dp_peer *next;
 	uint8_t pk[OVL_KEY_BYTES];
+	uint8_t id[OVL_PEER_ID_BYTES];
 	struct ovl_tunnel *tunnel;
 	struct sockaddr_storage ep;
 	socklen_t ep_len;
 	pthread_mutex_t staged_lock;
 	struct dp_staged staged[DP_STAGED_MAX];
 	int nstaged;
+	pthread_mutex_t path_lock;
+	struct ovl_pathset paths;
+};
+
+/* Where one packet goes: an address, and a relay header when relayed. */
+struct dp_route {
+	struct sockaddr_storage ep;
+	socklen_t ep_len;
+	bool relay;
+	uint8_t hdr[OVL_RELAY_LEN];
+};
+
+enum dp_send {
+	DP_SEND_DATA,
+	DP_SEND_KEEPALIVE, /* and responses: nothing expected back */
+	DP_SEND_INITIATION,
 };
 
 struct ovl_dp {
 	struct ovl_core *core;
+	uint8_t id[OVL_PEER_ID_BYTES];
+	_Atomic bool relay;
+	_Atomic uint64_t relayed_packets, relayed_bytes, keepalives_sent;
 	pthread_rwlock_t lock;
 	struct dp_peer *peers;
 	struct ovl_prefix_table prefixes;
@@ -97,12 +124,136 @@ static struct dp_peer *peer_find(struct ovl_dp *dp, const uint8_t *pk)
 	return NULL;
 }
 
-static void send_to(struct ovl_dp *dp, const struct dp_peer *p,
-                    const uint8_t *pkt, size_t len)
+static struct dp_peer *peer_by_id(struct ovl_dp *dp, const uint8_t *id)
 {
-	if (p->ep_len)
-		(void)sendto(dp->udp_fd, pkt, len, MSG_DONTWAIT,
-		             (const struct sockaddr *)&p->ep, p->ep_len);
+	struct dp_peer *p;
+
+	for (p = dp->peers; p; p = p->next)
+		if (memcmp(p->id, id, OVL_PEER_ID_BYTES) == 0)
+			return p;
+	return NULL;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                      const struct sockaddr_storage *b, socklen_t blen)
+{
+	if (!alen || alen != blen || a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a,
+		                         *y = (const void *)b;
+
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a,
+		                          *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+	}
+	return false;
+}
+
+/* The peer (other than except) whose endpoint is addr, or NULL. */
+static struct dp_peer *peer_at(struct ovl_dp *dp,
+                               const struct sockaddr_storage *addr,
+                               socklen_t len, const struct dp_peer *except)
+{
+	for (struct dp_peer *p = dp->peers; p; p = p->next)
+		if (p != except && same_addr(&p->ep, p->ep_len, addr, len))
+			return p;
+	return NULL;
+}
+
+/* Resolves a path of p's to an address (the lock held, either way). */
+static bool route_of(struct ovl_dp *dp, const struct dp_peer *p,
+                     const struct ovl_path *path, struct dp_route *rt)
+{
+	const struct sockaddr_storage *ep;
+	socklen_t len;
+
+	rt->relay = false;
+	rt->ep_len = 0;
+	switch (path->kind) {
+	case OVL_PATH_DIRECT:
+		ep = &p->ep;
+		len = p->ep_len;
+		break;
+	case OVL_PATH_VIA: {
+		const struct dp_peer *g = peer_find(dp, path->via);
+
+		if (!g || g == p)
+			return false;
+		ep = &g->ep;
+		len = g->ep_len;
+		rt->relay = true;
+		break;
+	}
+	case OVL_PATH_VIA_ADDR:
+		ep = &path->addr;
+		len = path->addr_len;
+		rt->relay = true;
+		break;
+	default:
+		return false;
+	}
+	if (!len)
+		return false;
+	memcpy(&rt->ep, ep, len);
+	rt->ep_len = len;
+	if (rt->relay) {
+		struct ovl_relay_header h = {.hops = OVL_RELAY_HOPS};
+
+		memcpy(h.dst, p->id, OVL_PEER_ID_BYTES);
+		memcpy(h.src, dp->id, OVL_PEER_ID_BYTES);
+		ovl_relay_encode(rt->hdr, &h);
+	}
+	return true;
+}
+
+/* p's current route, noting what is sent for the path timers. */
+static bool peer_route(struct ovl_dp *dp, struct dp_peer *p, uint64_t now,
+                       enum dp_send what, struct dp_route *rt)
+{
+	struct ovl_path path;
+
+	pthread_mutex_lock(&p->path_lock);
+	path = *ovl_paths_current(&p->paths);
+	ovl_paths_sent(&p->paths, now, what == DP_SEND_DATA);
+	if (what == DP_SEND_INITIATION)
+		ovl_paths_initiated(&p->paths, now);
+	pthread_mutex_unlock(&p->path_lock);
+	return route_of(dp, p, &path, rt);
+}
+
+static void send_route(struct ovl_dp *dp, const struct dp_route *rt,
+                       const uint8_t *pkt, size_t len)
+{
+	struct iovec iov[2];
+	int n = 0;
+
+	if (rt->relay)
+		iov[n++] = (struct iovec){(void *)rt->hdr, OVL_RELAY_LEN};
+	iov[n++] = (struct iovec){(void *)pkt, len};
+	struct msghdr h = {
+	    .msg_name = (void *)&rt->ep,
+	    .msg_namelen = rt->ep_len,
+	    .msg_iov = iov,
+	    .msg_iovlen = (size_t)n,
+	};
+
+	(void)sendmsg(dp->udp_fd, &h, MSG_DONTWAIT);
+}
+
+static void send_to(struct ovl_dp *dp, struct dp_peer *p, const uint8_t *pkt,
+                    size_t len, enum dp_send what)
+{
+	struct dp_route rt;
+
+	if (peer_route(dp, p, now_ms(), what, &rt))
+		send_route(dp, &rt, pkt, len);
 }
 
 /* Called with the lock held exclusively. */
@@ -114,7 +265,7 @@ static void initiate(void *ctx, struct ovl_tunnel *t)
 	int n = ovl_tunnel_initiate(dp->core, t, now_ms(), wall_ns(), msg);
 
 	if (n > 0 && p)
-		send_to(dp, p, msg, (size_t)n);
+		send_to(dp, p, msg, (size_t)n, DP_SEND_INITIATION);
 }
 
 /*
@@ -133,7 +284,7 @@ static void flush_staged(struct ovl_dp *dp, struct dp_peer *p, uint64_t now,
 		int n = ovl_tunnel_seal(p->tunnel, s->pkt, s->len, now);
 
 		if (n > 0) {
-			send_to(dp, p, s->pkt, (size_t)n);
+			send_to(dp, p, s->pkt, (size_t)n, DP_SEND_DATA);
 			atomic_fetch_add(&dp->core->tx_packets, 1);
 			atomic_fetch_add(&dp->core->tx_bytes, s->len);
 			sent++;
@@ -146,7 +297,7 @@ static void flush_staged(struct ovl_dp *dp, struct dp_peer *p, uint64_t now,
 		uint8_t ka[OVL_OVERHEAD];
 
 		if (ovl_tunnel_seal(p->tunnel, ka, 0, now) > 0)
-			send_to(dp, p, ka, sizeof(ka));
+			send_to(dp, p, ka, sizeof(ka), DP_SEND_KEEPALIVE);
 	}
 }
 
@@ -191,9 +342,10 @@ static void expire_staged(struct ovl_dp *dp, uint64_t now)
 struct tx_state {
 	uint8_t rbuf[VNET_LEN + 65536];
 	uint8_t slots[DP_SEGS][DP_SLOT];
-	uint8_t *plain[DP_SEGS]; /* slot + OVL_HEADER_LEN */
+	uint8_t *plain[DP_SEGS]; /* slot + OVL_RELAY_LEN + OVL_HEADER_LEN */
 	size_t len[DP_SEGS];
-	int sealed[DP_SEGS]; /* sealed length, or 0 to skip */
+	int sealed[DP_SEGS]; /* length sent, or 0 to skip */
+	int off[DP_SEGS];    /* where it starts: 0 with a relay header */
 	struct sockaddr_storage ep[DP_SEGS];
 	socklen_t ep_len[DP_SEGS];
 	struct iovec iov[DP_SEGS];
@@ -237,14 +389,15 @@ static int tx_read(struct ovl_dp *dp, struct tx_state *st)
 				break;
 			k = ovl_offload_split(
 			    st->rbuf, (size_t)r, st->plain + n, st->len + n,
-			    DP_SEGS - n, DP_SLOT - OVL_OVERHEAD);
+			    DP_SEGS - n,
+			    DP_SLOT - OVL_OVERHEAD - OVL_RELAY_LEN);
 			if (k < 0) {
 				ovl_count_drop(dp->core, OVL_DROP_BAD_INNER);
 				continue;
 			}
 		} else {
 			r = read(dp->tun_fd, st->plain[n],
-			         DP_SLOT - OVL_OVERHEAD);
+			         DP_SLOT - OVL_OVERHEAD - OVL_RELAY_LEN);
 			if (r <= 0)
 				break;
 			st->len[n] = (size_t)r;
@@ -293,7 +446,7 @@ static void tx_send(struct ovl_dp *dp, struct tx_state *st, int n)
 
 		memset(h, 0, sizeof(*h));
 		for (int k = i; k < j; k++) {
-			st->iov[k].iov_base = st->slots[k];
+			st->iov[k].iov_base = st->slots[k] + st->off[k];
 			st->iov[k].iov_len = (size_t)st->sealed[k];
 		}
 		h->msg_name = &st->ep[i];
@@ -334,6 +487,8 @@ static void tx_round(struct ovl_dp *dp, struct tx_state *st, int n)
 	int nwant = 0;
 	uint64_t now = now_ms(), packets = 0, bytes = 0;
 	struct dp_peer *last = NULL;
+	struct dp_route rt;
+	bool routed = false;
 
 	pthread_rwlock_rdlock(&dp->lock);
 	for (int i = 0; i < n; i++) {
@@ -346,22 +501,39 @@ static void tx_round(struct ovl_dp *dp, struct tx_state *st, int n)
 			ovl_count_drop(dp->core, OVL_DROP_NO_ROUTE);
 			continue;
 		}
-		int r =
-		    ovl_tunnel_seal(p->tunnel, st->slots[i], st->len[i], now);
+		if (p != last) {
+			/* Data sent counts toward the path's liveness only
+			 * when there is a session to carry it. */
+			bool up = ovl_tunnel_established(p->tunnel, now);
+
+			routed = peer_route(
+			    dp, p, now, up ? DP_SEND_DATA : DP_SEND_KEEPALIVE,
+			    &rt);
+			if (nwant < 8 &&
+			    ovl_tunnel_wants_handshake(p->tunnel, now))
+				memcpy(want[nwant++], p->pk, OVL_KEY_BYTES);
+			last = p;
+		}
+		int r = ovl_tunnel_seal(p->tunnel, st->slots[i] + OVL_RELAY_LEN,
+		                        st->len[i], now);
 
 		if (r == -ENOKEY)
 			stage(dp, p, st->plain[i], st->len[i], now);
-		if (r > 0) {
+		if (r > 0 && !routed)
+			ovl_count_drop(dp->core, OVL_DROP_NO_ROUTE);
+		if (r > 0 && routed) {
+			st->off[i] = OVL_RELAY_LEN;
+			if (rt.relay) {
+				memcpy(st->slots[i], rt.hdr, OVL_RELAY_LEN);
+				st->off[i] = 0;
+				r += OVL_RELAY_LEN;
+			}
 			st->sealed[i] = r;
-			memcpy(&st->ep[i], &p->ep, p->ep_len);
-			st->ep_len[i] = p->ep_len;
+			memcpy(&st->ep[i], &rt.ep, rt.ep_len);
+			st->ep_len[i] = rt.ep_len;
 			packets++;
 			bytes += st->len[i];
 		}
-		if (p != last && nwant < 8 &&
-		    ovl_tunnel_wants_handshake(p->tunnel, now))
-			memcpy(want[nwant++], p->pk, OVL_KEY_BYTES);
-		last = p;
 	}
 	pthread_rwlock_unlock(&dp->lock);
 	atomic_fetch_add(&dp->core->tx_packets, packets);
@@ -388,7 +560,7 @@ static void *tx_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "ovl-tx");
 	for (int i = 0; i < DP_SEGS; i++)
-		st->plain[i] = st->slots[i] + OVL_HEADER_LEN;
+		st->plain[i] = st->slots[i] + OVL_RELAY_LEN + OVL_HEADER_LEN;
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
@@ -408,7 +580,9 @@ static void *tx_main(void *arg)
 struct rx_dgram {
 	uint8_t *pkt;
 	size_t len;
-	int msg; /* which message: its source address */
+	int msg;      /* which message: its source address */
+	bool relayed; /* came with a relay header naming src as its sender */
+	uint8_t src[OVL_PEER_ID_BYTES];
 };
 
 struct rx_state {
@@ -487,10 +661,141 @@ static int rx_split(struct rx_state *st, int nmsg)
 			st->dg[n].pkt = st->bufs[m] + off;
 			st->dg[n].len = len - off < seg ? len - off : seg;
 			st->dg[n].msg = m;
+			st->dg[n].relayed = false;
 			n++;
 		}
 	}
 	return n;
+}
+
+static void path_moved(const struct dp_peer *p, const char *why,
+                       const struct ovl_pathset *ps)
+{
+	char desc[80];
+
+	ovl_path_describe(ovl_paths_current(ps), desc, sizeof(desc));
+	mc_info("ovl", "peer %02x%02x%02x%02x: path now %s (%s)", p->pk[0],
+	        p->pk[1], p->pk[2], p->pk[3], desc, why);
+}
+
+/*
+ * An authentic packet from p came by d: the path moves to where it came
+ * from (a gateway of our table if one sits at that address). A relay
+ * header naming someone else than the key that sealed it is refused.
+ * Either lock mode.
+ */
+static bool arrived(struct ovl_dp *dp, struct rx_state *st,
+                    const struct rx_dgram *d, struct dp_peer *p, bool data,
+                    uint64_t now)
+{
+	struct ovl_path a = {.kind = OVL_PATH_DIRECT};
+
+	if (d->relayed) {
+		if (memcmp(d->src, p->id, OVL_PEER_ID_BYTES) != 0) {
+			ovl_count_drop(dp->core, OVL_DROP_RELAY_REFUSED);
+			return false;
+		}
+		socklen_t len = st->msgs[d->msg].msg_hdr.msg_namelen;
+		const struct dp_peer *g = peer_at(dp, &st->src[d->msg], len, p);
+
+		if (g) {
+			a.kind = OVL_PATH_VIA;
+			memcpy(a.via, g->pk, OVL_KEY_BYTES);
+		} else {
+			a.kind = OVL_PATH_VIA_ADDR;
+			memcpy(&a.addr, &st->src[d->msg], len);
+			a.addr_len = len;
+		}
+	}
+	pthread_mutex_lock(&p->path_lock);
+	if (ovl_paths_received(&p->paths, now, data, &a))
+		path_moved(p, "roamed", &p->paths);
+	pthread_mutex_unlock(&p->path_lock);
+	return true;
+}
+
+static void refuse(struct ovl_dp *dp)
+{
+	ovl_count_drop(dp->core, OVL_DROP_RELAY_REFUSED);
+}
+
+/*
+ * A gateway forwards a packet for another peer on its own path there. The
+ * source's way back is learned too, but only onto one of its configured
+ * paths: an unauthenticated packet must not send its traffic elsewhere.
+ * Shared lock held.
+ */
+static void relay_forward(struct ovl_dp *dp, struct rx_state *st,
+                          struct rx_dgram *d, const struct ovl_relay_header *h,
+                          uint64_t now)
+{
+	const struct sockaddr_storage *from = &st->src[d->msg];
+	socklen_t from_len = st->msgs[d->msg].msg_hdr.msg_namelen;
+
+	if (!atomic_load_explicit(&dp->relay, memory_order_relaxed))
+		return refuse(dp);
+	struct dp_peer *dst = peer_by_id(dp, h->dst),
+	               *src = peer_by_id(dp, h->src);
+
+	if (!dst || !src || h->hops == 0)
+		return refuse(dp);
+	struct ovl_path back = {.kind = OVL_PATH_NONE};
+	const struct dp_peer *g;
+
+	if (same_addr(&src->ep, src->ep_len, from, from_len))
+		back.kind = OVL_PATH_DIRECT;
+	else if ((g = peer_at(dp, from, from_len, src))) {
+		back.kind = OVL_PATH_VIA;
+		memcpy(back.via, g->pk, OVL_KEY_BYTES);
+	}
+	struct ovl_path path;
+
+	pthread_mutex_lock(&src->path_lock);
+	if (back.kind != OVL_PATH_NONE &&
+	    ovl_paths_learn(&src->paths, now, &back))
+		path_moved(src, "relayed from there", &src->paths);
+	pthread_mutex_unlock(&src->path_lock);
+	pthread_mutex_lock(&dst->path_lock);
+	path = *ovl_paths_current(&dst->paths);
+	pthread_mutex_unlock(&dst->path_lock);
+	struct dp_route rt;
+
+	/* Never back where it came from: two gateways would ping-pong. */
+	if (!route_of(dp, dst, &path, &rt) ||
+	    same_addr(&rt.ep, rt.ep_len, from, from_len))
+		return refuse(dp);
+	d->pkt[1] = (uint8_t)(h->hops - 1);
+	(void)sendto(dp->udp_fd, d->pkt, d->len, MSG_DONTWAIT,
+	             (const struct sockaddr *)&rt.ep, rt.ep_len);
+	atomic_fetch_add_explicit(&dp->relayed_packets, 1,
+	                          memory_order_relaxed);
+	atomic_fetch_add_explicit(&dp->relayed_bytes, d->len,
+	                          memory_order_relaxed);
+}
+
+/*
+ * A relayed packet: ours (d now points at the sealed packet inside, and
+ * true), or another's to forward or refuse (false). Shared lock held.
+ */
+static bool relay_in(struct ovl_dp *dp, struct rx_state *st, struct rx_dgram *d,
+                     uint64_t now)
+{
+	struct ovl_relay_header h;
+	int off = ovl_relay_decode(d->pkt, d->len, &h);
+
+	if (off < 0) {
+		refuse(dp);
+		return false;
+	}
+	if (memcmp(h.dst, dp->id, OVL_PEER_ID_BYTES) != 0) {
+		relay_forward(dp, st, d, &h, now);
+		return false;
+	}
+	d->pkt += off;
+	d->len -= (size_t)off;
+	d->relayed = true;
+	memcpy(d->src, h.src, OVL_PEER_ID_BYTES);
+	return true;
 }
 
 static void rx_exclusive(struct ovl_dp *dp, struct rx_state *st,
@@ -505,13 +810,17 @@ static void rx_exclusive(struct ovl_dp *dp, struct rx_state *st,
 	struct dp_peer *p = ovl_tunnel_user(r.tunnel);
 	const struct sockaddr_storage *src = &st->src[d->msg];
 
-	/* An authentic handshake tells us where the peer is now. */
-	if (r.kind == OVL_RECV_REPLY || r.kind == OVL_RECV_ESTABLISHED) {
+	if (!arrived(dp, st, d, p, r.kind == OVL_RECV_DATA && r.len, now))
+		return;
+	/* An authentic handshake sent straight tells us where the peer is
+	 * now; one through a gateway, which gateway (arrived). */
+	if (!d->relayed &&
+	    (r.kind == OVL_RECV_REPLY || r.kind == OVL_RECV_ESTABLISHED)) {
 		memcpy(&p->ep, src, st->msgs[d->msg].msg_hdr.msg_namelen);
 		p->ep_len = st->msgs[d->msg].msg_hdr.msg_namelen;
 	}
 	if (r.kind == OVL_RECV_REPLY)
-		send_to(dp, p, r.data, r.len);
+		send_to(dp, p, r.data, r.len, DP_SEND_KEEPALIVE);
 	else if (r.kind == OVL_RECV_ESTABLISHED)
 		flush_staged(dp, p, now, true);
 	else if (r.len && inner_ok(dp, &r))
@@ -534,6 +843,10 @@ static void rx_round(struct ovl_dp *dp, struct rx_state *st, int nmsg)
 		struct rx_dgram *d = &st->dg[i];
 		struct ovl_recv r;
 
+		st->later[i] = false;
+		if (ovl_packet_type(d->pkt, d->len) == OVL_TYPE_RELAY &&
+		    !relay_in(dp, st, d, now))
+			continue;
 		st->later[i] =
 		    ovl_core_recv_exclusive(dp->core, d->pkt, d->len);
 		if (st->later[i]) {
@@ -541,7 +854,10 @@ static void rx_round(struct ovl_dp *dp, struct rx_state *st, int nmsg)
 			continue;
 		}
 		ovl_core_recv(dp->core, d->pkt, d->len, now, 0, st->reply, &r);
-		if (r.kind != OVL_RECV_DATA || !r.len)
+		if (r.kind != OVL_RECV_DATA ||
+		    !arrived(dp, st, d, ovl_tunnel_user(r.tunnel), r.len > 0,
+		             now) ||
+		    !r.len)
 			continue;
 		if (!inner_ok(dp, &r)) {
 			ovl_count_drop(dp->core, OVL_DROP_BAD_INNER);
@@ -561,6 +877,48 @@ static void rx_round(struct ovl_dp *dp, struct rx_state *st, int nmsg)
 	pthread_rwlock_unlock(&dp->lock);
 }
 
+/*
+ * The path timers of every peer (exclusive lock): move off a dead path and
+ * handshake on the next, answer received data with a keepalive, probe the
+ * direct path now and then.
+ */
+static void paths_tick(struct ovl_dp *dp, uint64_t now)
+{
+	for (struct dp_peer *p = dp->peers; p; p = p->next) {
+		pthread_mutex_lock(&p->path_lock);
+		unsigned act = ovl_paths_tick(&p->paths, now);
+
+		if (act & OVL_PATH_ACT_ROTATED)
+			path_moved(p, "no answer", &p->paths);
+		pthread_mutex_unlock(&p->path_lock);
+		bool up = ovl_tunnel_established(p->tunnel, now);
+
+		if (act & OVL_PATH_ACT_ROTATED)
+			initiate(dp, p->tunnel);
+		if ((act & OVL_PATH_ACT_KEEPALIVE) && up) {
+			uint8_t ka[OVL_OVERHEAD];
+
+			if (ovl_tunnel_seal(p->tunnel, ka, 0, now) > 0) {
+				send_to(dp, p, ka, sizeof(ka),
+				        DP_SEND_KEEPALIVE);
+				atomic_fetch_add(&dp->keepalives_sent, 1);
+			}
+		}
+		if ((act & OVL_PATH_ACT_PROBE) && up && p->ep_len) {
+			uint8_t msg[OVL_HANDSHAKE_MAX];
+			struct ovl_path direct = {.kind = OVL_PATH_DIRECT};
+			struct dp_route rt;
+			int n = ovl_tunnel_initiate(dp->core, p->tunnel, now,
+			                            wall_ns(), msg);
+
+			/* Answered straight back, it moves the path there
+			 * (arrived); if not, the retry goes the usual way. */
+			if (n > 0 && route_of(dp, p, &direct, &rt))
+				send_route(dp, &rt, msg, (size_t)n);
+		}
+	}
+}
+
 static void *rx_main(void *arg)
 {
 	struct ovl_dp *dp = arg;
@@ -575,6 +933,7 @@ static void *rx_main(void *arg)
 
 		if (now >= next_tick) {
 			pthread_rwlock_wrlock(&dp->lock);
+			paths_tick(dp, now);
 			ovl_core_tick(dp->core, now, initiate, dp);
 			expire_staged(dp, now);
 			pthread_rwlock_unlock(&dp->lock);
@@ -649,12 +1008,13 @@ struct ovl_dp *ovl_dp_start(const struct ovl_dp_config *cfg, int *err)
 	dp->tun_fd = dp->udp_fd = dp->stop_fd = -1;
 	snprintf(dp->ifname, sizeof(dp->ifname), "%s",
 	         cfg->ifname ? cfg->ifname : "mallee0");
-	if (underlay < 576 + ip_hdr + 8 + OVL_OVERHEAD) {
+	if (underlay < 576 + ip_hdr + 8 + OVL_OVERHEAD + OVL_RELAY_LEN) {
 		rc = -EINVAL;
 		goto err;
 	}
-	/* Nothing may fragment: the outer IP and UDP headers and ours. */
-	dp->mtu = underlay - ip_hdr - 8 - OVL_OVERHEAD;
+	/* Nothing may fragment: the outer IP and UDP headers, ours, and a
+	 * relay header (a relayed path must carry what a direct one does). */
+	dp->mtu = underlay - ip_hdr - 8 - OVL_OVERHEAD - OVL_RELAY_LEN;
 	if (cfg->address) {
 		struct ovl_prefix a;
 
@@ -682,6 +1042,12 @@ struct ovl_dp *ovl_dp_start(const struct ovl_dp_config *cfg, int *err)
 		goto err;
 	}
 	dp->core = ovl_core_new(cfg->secret_key);
+	{
+		uint8_t pk[OVL_KEY_BYTES];
+
+		ovl_core_public_key(dp->core, pk);
+		ovl_peer_id(pk, dp->id);
+	}
 	rc = ovl_tun_open(dp->ifname, !cfg->no_offload, &dp->offload);
 	if (rc < 0)
 		goto err;
@@ -737,6 +1103,7 @@ void ovl_dp_stop(struct ovl_dp *dp)
 		for (int i = 0; i < p->nstaged; i++)
 			free(p->staged[i].pkt);
 		pthread_mutex_destroy(&p->staged_lock);
+		pthread_mutex_destroy(&p->path_lock);
 		free(p);
 	}
 	ovl_prefix_free(&dp->prefixes);
@@ -773,14 +1140,19 @@ int ovl_dp_add_peer(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES],
 	if (!p) {
 		p = xcalloc(1, sizeof(*p));
 		memcpy(p->pk, pk, OVL_KEY_BYTES);
+		ovl_peer_id(pk, p->id);
 		pthread_mutex_init(&p->staged_lock, NULL);
+		pthread_mutex_init(&p->path_lock, NULL);
+		ovl_paths_init(&p->paths);
 		p->tunnel = ovl_core_add_peer(dp->core, pk);
 		ovl_tunnel_set_user(p->tunnel, p);
 		p->next = dp->peers;
 		dp->peers = p;
 	}
-	memcpy(&p->ep, endpoint, len);
-	p->ep_len = len;
+	/* No endpoint: the peer is reached through gateways only. */
+	if (endpoint && len)
+		memcpy(&p->ep, endpoint, len);
+	p->ep_len = endpoint ? len : 0;
 	pthread_rwlock_unlock(&dp->lock);
 	return 0;
 }
@@ -801,6 +1173,7 @@ int ovl_dp_remove_peer(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES])
 		for (int i = 0; i < p->nstaged; i++)
 			free(p->staged[i].pkt);
 		pthread_mutex_destroy(&p->staged_lock);
+		pthread_mutex_destroy(&p->path_lock);
 		free(p);
 	}
 	pthread_rwlock_unlock(&dp->lock);
@@ -849,4 +1222,58 @@ int ovl_dp_add_route(struct ovl_dp *dp, const char *cidr)
 void ovl_dp_counters(struct ovl_dp *dp, struct ovl_counters *out)
 {
 	ovl_core_counters(dp->core, out);
+	out->relayed_packets = atomic_load(&dp->relayed_packets);
+	out->relayed_bytes = atomic_load(&dp->relayed_bytes);
+	out->keepalives_sent = atomic_load(&dp->keepalives_sent);
+	out->path_changes = 0;
+	pthread_rwlock_rdlock(&dp->lock);
+	for (struct dp_peer *p = dp->peers; p; p = p->next) {
+		pthread_mutex_lock(&p->path_lock);
+		out->path_changes += p->paths.changes;
+		pthread_mutex_unlock(&p->path_lock);
+	}
+	pthread_rwlock_unlock(&dp->lock);
+}
+
+void ovl_dp_set_relay(struct ovl_dp *dp, bool on)
+{
+	atomic_store(&dp->relay, on);
+	mc_info("ovl", "relaying for peers %s", on ? "on" : "off");
+}
+
+int ovl_dp_set_paths(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES],
+                     bool direct_ok, const uint8_t (*via)[OVL_KEY_BYTES],
+                     size_t n_via)
+{
+	if (n_via > OVL_VIA_MAX || (!direct_ok && !n_via) || (n_via && !via))
+		return -EINVAL;
+	for (size_t i = 0; i < n_via; i++)
+		if (memcmp(via[i], pk, OVL_KEY_BYTES) == 0)
+			return -EINVAL;
+	pthread_rwlock_wrlock(&dp->lock);
+	struct dp_peer *p = peer_find(dp, pk);
+
+	if (p) {
+		pthread_mutex_lock(&p->path_lock);
+		ovl_paths_set(&p->paths, direct_ok, via, n_via, now_ms());
+		path_moved(p, "configured", &p->paths);
+		pthread_mutex_unlock(&p->path_lock);
+	}
+	pthread_rwlock_unlock(&dp->lock);
+	return p ? 0 : -ENOENT;
+}
+
+int ovl_dp_peer_path(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES],
+                     char *out, size_t n)
+{
+	pthread_rwlock_rdlock(&dp->lock);
+	struct dp_peer *p = peer_find(dp, pk);
+
+	if (p) {
+		pthread_mutex_lock(&p->path_lock);
+		ovl_path_describe(ovl_paths_current(&p->paths), out, n);
+		pthread_mutex_unlock(&p->path_lock);
+	}
+	pthread_rwlock_unlock(&dp->lock);
+	return p ? 0 : -ENOENT;
 }

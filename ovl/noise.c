@@ -127,6 +127,15 @@ void ovl_noise_public(uint8_t pk[32], const uint8_t sk[32])
 	crypto_scalarmult_curve25519_base(pk, sk);
 }
 
+void ovl_peer_id(const uint8_t pk[OVL_KEY_BYTES],
+                 uint8_t out[OVL_PEER_ID_BYTES])
+{
+	uint8_t h[32];
+
+	crypto_generichash(h, sizeof(h), pk, OVL_KEY_BYTES, NULL, 0);
+	memcpy(out, h, OVL_PEER_ID_BYTES);
+}
+
 uint32_t ovl_noise_random_index(void)
 {
 	return randombytes_random();

@@ -29,6 +29,16 @@
 #define OVL_INITIATION_LEN 132
 #define OVL_RESPONSE_LEN   76
 #define OVL_HANDSHAKE_MAX  OVL_INITIATION_LEN
+/*
+ * A relayed packet: a relay header (type 5, a hop limit, two zero bytes, the
+ * destination's and the source's peer ids), then the sealed packet
+ * (handshake or transport) unchanged. Relays rewrite only the hop limit, so
+ * a chain of gateways costs one header; the overlay MTU leaves room for it.
+ */
+#define OVL_PEER_ID_BYTES 8 /* the first 8 bytes of BLAKE2b-256(public key) */
+#define OVL_RELAY_LEN     (4 + 2 * OVL_PEER_ID_BYTES)
+#define OVL_RELAY_HOPS    4 /* gateways a packet may pass, at most */
+#define OVL_VIA_MAX       7 /* gateways per peer in ovl_dp_set_paths */
 
 /* Why a packet was dropped; each has a counter. */
 enum ovl_drop {
@@ -44,9 +54,13 @@ enum ovl_drop {
 	OVL_DROP_HANDSHAKE_CROSSED, /* theirs crossed ours, and ours wins */
 	OVL_DROP_EXPIRED,           /* session too old or its counter used up */
 	OVL_DROP_NO_ROUTE,          /* from the TUN: no peer for the address */
-	OVL_DROP_NO_SESSION, /* queued too long waiting for a handshake */
-	OVL_DROP_TOO_BIG,    /* from the TUN: over the overlay MTU */
-	OVL_DROP_BAD_INNER,  /* plaintext not an IP packet of the peer's */
+	OVL_DROP_NO_SESSION,    /* queued too long waiting for a handshake */
+	OVL_DROP_TOO_BIG,       /* from the TUN: over the overlay MTU */
+	OVL_DROP_BAD_INNER,     /* plaintext not an IP packet of the peer's */
+	OVL_DROP_RELAY_REFUSED, /* relay header malformed or not ours to relay
+	                           (relaying off, a peer not in our table, hops
+	                           spent, a loop), or a source the packet's key
+	                           denies */
 	OVL_DROP_MAX,
 };
 
@@ -54,6 +68,9 @@ struct ovl_counters {
 	uint64_t rx_packets, rx_bytes; /* authentic transport packets */
 	uint64_t tx_packets, tx_bytes;
 	uint64_t handshakes_sent, handshakes_done;
+	uint64_t relayed_packets, relayed_bytes; /* forwarded as a gateway */
+	uint64_t path_changes; /* a peer's path moved (failover, roaming) */
+	uint64_t keepalives_sent;
 	uint64_t drops[OVL_DROP_MAX];
 };
 
@@ -131,6 +148,11 @@ uint8_t ovl_packet_type(const uint8_t *pkt, size_t len);
 #define OVL_TYPE_INITIATION 1
 #define OVL_TYPE_RESPONSE   2
 #define OVL_TYPE_TRANSPORT  4
+#define OVL_TYPE_RELAY      5 /* handled by the datapath, never the core */
+
+/* A peer's id in relay headers: the first 8 bytes of BLAKE2b-256(pk). */
+void ovl_peer_id(const uint8_t pk[OVL_KEY_BYTES],
+                 uint8_t out[OVL_PEER_ID_BYTES]);
 
 /*
  * Takes one received UDP payload (decrypted in place; pkt is modified).
@@ -176,11 +198,13 @@ struct ovl_dp_config {
 struct ovl_dp *ovl_dp_start(const struct ovl_dp_config *cfg, int *err);
 /* Stops the threads, closes everything and wipes the keys. */
 void ovl_dp_stop(struct ovl_dp *dp);
-/* The overlay MTU set on the TUN (what instances should get by DHCP). */
+/* The overlay MTU set on the TUN (what instances should get by DHCP): the
+ * underlay's less the outer IP and UDP headers, ours, and a relay header. */
 unsigned ovl_dp_mtu(const struct ovl_dp *dp);
 bool ovl_dp_offload(const struct ovl_dp *dp);
 
-/* Adds or updates a peer and where its packets go. */
+/* Adds or updates a peer and where its packets go (endpoint NULL: none,
+ * reachable only through gateways, see ovl_dp_set_paths). */
 int ovl_dp_add_peer(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES],
                     const struct sockaddr *endpoint, socklen_t len);
 int ovl_dp_remove_peer(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES]);
@@ -191,5 +215,44 @@ int ovl_dp_remove_prefix(struct ovl_dp *dp, const char *cidr);
 /* Routes a CIDR of the cloud into the TUN in the kernel's table. */
 int ovl_dp_add_route(struct ovl_dp *dp, const char *cidr);
 void ovl_dp_counters(struct ovl_dp *dp, struct ovl_counters *out);
+
+/*
+ * Makes this host a gateway (off by default): relayed packets for another
+ * peer are forwarded on this host's own path to that peer, as long as both
+ * the source and the destination are peers in its table. It cannot read
+ * them; the destination authenticates them. Counted in relayed_packets and
+ * drops[OVL_DROP_RELAY_REFUSED].
+ */
+void ovl_dp_set_relay(struct ovl_dp *dp, bool on);
+
+/*
+ * The ways to reach a peer, tried in order: its endpoint (from
+ * ovl_dp_add_peer) when direct_ok and it has one, then through each
+ * gateway in via (n_via <= OVL_VIA_MAX; each a peer added with an
+ * endpoint, before or after this call). The datapath starts on the first;
+ * when a handshake goes unanswered for OVL_PATH_HANDSHAKE_MS or sent data
+ * hears nothing back for OVL_PATH_DEAD_MS (the far side sends keepalives
+ * while it receives), it moves to the next, round-robin, and probes the
+ * direct path every OVL_PATH_DIRECT_RETRY_MS while on a gateway. An
+ * authentic packet moves the path to the way it came (roaming). Without a
+ * call a peer has the direct path only. Returns 0, -ENOENT for an unknown
+ * peer, -EINVAL for too many gateways or none at all.
+ */
+#define OVL_PATH_HANDSHAKE_MS    5000
+#define OVL_PATH_DEAD_MS         4000
+#define OVL_PATH_KEEPALIVE_MS    1000
+#define OVL_PATH_DIRECT_RETRY_MS 30000
+int ovl_dp_set_paths(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES],
+                     bool direct_ok, const uint8_t (*via)[OVL_KEY_BYTES],
+                     size_t n_via);
+
+/*
+ * Writes the peer's current path to out: "direct", "via <hex8>" (the first
+ * 4 bytes of the gateway's public key in hex), "via <address>" (a gateway
+ * not in the table that an authentic packet came through) or "none".
+ * Returns 0 or -ENOENT.
+ */
+int ovl_dp_peer_path(struct ovl_dp *dp, const uint8_t pk[OVL_KEY_BYTES],
+                     char *out, size_t n);
 
 #endif

@@ -162,6 +162,83 @@ int ovl_tun_open(const char *name, bool want_offload, bool *offload);
 int ovl_nl_link_up(const char *ifname, unsigned mtu, const char *cidr);
 int ovl_nl_route(const char *ifname, const char *cidr, bool add);
 
+/* relay.c: the relay header (ovl.h describes the layout). */
+struct ovl_relay_header {
+	uint8_t hops; /* gateways it may still pass */
+	uint8_t dst[OVL_PEER_ID_BYTES];
+	uint8_t src[OVL_PEER_ID_BYTES];
+};
+
+/*
+ * Checks a relayed packet: the header, then that what follows is a sealed
+ * packet of a known type and its exact or minimum size. Returns
+ * OVL_RELAY_LEN (where the inner packet starts) or -EBADMSG.
+ */
+int ovl_relay_decode(const uint8_t *pkt, size_t len,
+                     struct ovl_relay_header *out);
+void ovl_relay_encode(uint8_t out[OVL_RELAY_LEN],
+                      const struct ovl_relay_header *h);
+
+/* path.c: which way a peer's packets go, and when to move (no I/O). */
+enum ovl_path_kind {
+	OVL_PATH_NONE,
+	OVL_PATH_DIRECT,   /* to the peer's own endpoint */
+	OVL_PATH_VIA,      /* relayed by a gateway peer of our table */
+	OVL_PATH_VIA_ADDR, /* relayed by whoever is at addr (learned only) */
+};
+
+struct ovl_path {
+	enum ovl_path_kind kind;
+	uint8_t via[OVL_KEY_BYTES];
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+};
+
+enum ovl_path_action {
+	OVL_PATH_ACT_ROTATED = 1,   /* moved on: initiate on the new path */
+	OVL_PATH_ACT_KEEPALIVE = 2, /* send a keepalive */
+	OVL_PATH_ACT_PROBE = 4,     /* send an initiation on the direct path */
+};
+
+struct ovl_pathset {
+	struct ovl_path list[OVL_VIA_MAX + 1];
+	int n;
+	int cur; /* index into list, or -1 for learned */
+	struct ovl_path learned;
+	uint64_t hs_since_ms;   /* our initiation unanswered since; 0 none */
+	uint64_t data_since_ms; /* data sent, nothing heard back since */
+	uint64_t last_tx_ms, last_rx_data_ms;
+	uint64_t probe_ms; /* last direct probe, or when we left direct */
+	uint64_t changes;
+};
+
+void ovl_paths_init(struct ovl_pathset *ps);
+/* Direct first when direct_ok, then the gateways; starts on the first. */
+void ovl_paths_set(struct ovl_pathset *ps, bool direct_ok,
+                   const uint8_t (*via)[OVL_KEY_BYTES], size_t n_via,
+                   uint64_t now_ms);
+const struct ovl_path *ovl_paths_current(const struct ovl_pathset *ps);
+void ovl_paths_sent(struct ovl_pathset *ps, uint64_t now_ms, bool data);
+void ovl_paths_initiated(struct ovl_pathset *ps, uint64_t now_ms);
+/* An authentic packet came by arrival; returns whether the path moved. */
+bool ovl_paths_received(struct ovl_pathset *ps, uint64_t now_ms, bool data,
+                        const struct ovl_path *arrival);
+/*
+ * A relay saw the peer's packets come by arrival, unauthenticated: moves
+ * there only if it is one of the configured paths, timers untouched.
+ */
+bool ovl_paths_learn(struct ovl_pathset *ps, uint64_t now_ms,
+                     const struct ovl_path *arrival);
+/* Moves to the next configured path; returns whether it changed. */
+bool ovl_paths_rotate(struct ovl_pathset *ps, uint64_t now_ms);
+/* The timers: a mask of enum ovl_path_action for the caller to carry out. */
+unsigned ovl_paths_tick(struct ovl_pathset *ps, uint64_t now_ms);
+bool ovl_path_equal(const struct ovl_path *a, const struct ovl_path *b);
+/* Whether the configured list holds gateway pk (for learning at relays). */
+bool ovl_paths_has_via(const struct ovl_pathset *ps,
+                       const uint8_t pk[OVL_KEY_BYTES]);
+void ovl_path_describe(const struct ovl_path *p, char *out, size_t n);
+
 /* prefix.c: overlay prefixes and the peer each routes to. */
 struct ovl_prefix {
 	uint8_t family; /* 4 or 6 */

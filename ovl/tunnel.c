@@ -29,6 +29,7 @@ static const char *const drop_names[OVL_DROP_MAX] = {
     [OVL_DROP_NO_SESSION] = "no_session",
     [OVL_DROP_TOO_BIG] = "too_big",
     [OVL_DROP_BAD_INNER] = "bad_inner",
+    [OVL_DROP_RELAY_REFUSED] = "relay_refused",
 };
 
 const char *ovl_drop_name(enum ovl_drop reason)

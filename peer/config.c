@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "gateway_nat.h"
 #include "mem.h"
 
 #include <ctype.h>
@@ -19,6 +20,7 @@ enum opt_kind {
 	OPT_UINT,
 	OPT_CHOICE, /* one of the words in arg, "a|b|c" */
 	OPT_COUNT,  /* like OPT_UINT, but 0 is allowed (it means "default") */
+	OPT_RANGE,  /* a public pool (gateway_nat.h) */
 };
 
 struct opt {
@@ -104,6 +106,20 @@ static const struct opt opts[] = {
     {"imds-port", OPT_COUNT, offsetof(struct peer_config, imds_port),
      sizeof(((struct peer_config *)0)->imds_port), "N",
      "metadata service port on 169.254.169.254 (default 0: 80)"},
+    {"overlay", OPT_CHOICE, offsetof(struct peer_config, overlay),
+     sizeof(((struct peer_config *)0)->overlay), "on|off",
+     "run the overlay (TUN mlt0) on hosts and gateways (default on)"},
+    {"tunnel-port", OPT_COUNT, offsetof(struct peer_config, tunnel_port),
+     sizeof(((struct peer_config *)0)->tunnel_port), "N",
+     "overlay UDP port on --listen's IP (default 0: 7701)"},
+    {"public-pool", OPT_RANGE, offsetof(struct peer_config, public_pool),
+     sizeof(((struct peer_config *)0)->public_pool), "RANGE",
+     "elastic IPs a --gateway offers: A.B.C.D-A.B.C.E or a CIDR"},
+    {"public-interface", OPT_STR,
+     offsetof(struct peer_config, public_interface),
+     sizeof(((struct peer_config *)0)->public_interface), "IFNAME",
+     "where a --gateway holds them and masquerades the cloud (default: "
+     "the interface in the pool's subnet)"},
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -120,6 +136,7 @@ void peer_config_defaults(struct peer_config *c)
 	snprintf(c->virt_uri, sizeof(c->virt_uri), "qemu:///system");
 	snprintf(c->virt_type, sizeof(c->virt_type), "auto");
 	snprintf(c->bridge, sizeof(c->bridge), "mallee0");
+	snprintf(c->overlay, sizeof(c->overlay), "on");
 	c->log_level = MC_LOG_INFO;
 }
 
@@ -239,6 +256,14 @@ static int set_opt(struct peer_config *c, const struct opt *o,
 			         o->name, value, o->arg);
 			return -EINVAL;
 		}
+		break;
+	}
+	case OPT_RANGE: {
+		uint32_t first, last;
+		if (value[0] &&
+		    peer_gateway_pool_parse(value, &first, &last, err,
+		                            err_size))
+			return -EINVAL;
 		break;
 	}
 	case OPT_STR:

@@ -50,6 +50,15 @@ struct peer_config {
 	 * service's port on 169.254.169.254 (0: 80). */
 	char bridge[16];
 	uint32_t imds_port;
+	/* The overlay (peer/overlay.h): on or off, and its UDP port on
+	 * --listen's IP (0: PEER_DEFAULT_TUNNEL_PORT). */
+	char overlay[4];
+	uint32_t tunnel_port;
+	/* Gateways: the elastic IPs offered (a range or a CIDR, see
+	 * gateway_nat.h) and the interface that holds them (default: the
+	 * one with an address in the pool's subnet). */
+	char public_pool[40];
+	char public_interface[16];
 };
 
 void peer_config_defaults(struct peer_config *c);

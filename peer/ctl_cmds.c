@@ -7,6 +7,7 @@
 #include "instances.h"
 #include "log.h"
 #include "mem.h"
+#include "overlay.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -61,7 +62,7 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 	mc_pack_map(reply, 3);
 
 	mc_pack_str(reply, "self");
-	mc_pack_map(reply, 17);
+	mc_pack_map(reply, 18);
 	mc_pack_kv_str(reply, "id", p->id);
 	mc_pack_kv_str(reply, "name", p->cfg.name);
 	mc_pack_kv_str(reply, "zone", p->cfg.zone);
@@ -84,6 +85,7 @@ static void cmd_status(struct peer *p, struct mc_buf *reply)
 	mc_pack_kv_str(reply, "records_digest", hex);
 	pack_capacity(reply, &p->capacity);
 	peer_hostnet_pack_status(p, reply);
+	peer_overlay_pack_status(p, reply);
 
 	peer_net_pack_members(p->net, reply);
 	peer_net_pack_counters(p->net, reply);

@@ -3,11 +3,13 @@
 #include "cloud.h"
 #include "cloudkey.h"
 #include "edge.h"
+#include "gateway_nat.h"
 #include "hostnet.h"
 #include "images.h"
 #include "instances.h"
 #include "log.h"
 #include "mem.h"
+#include "overlay.h"
 #include "rpc.h"
 #include "secgroups.h"
 #include "token.h"
@@ -211,6 +213,8 @@ static void close_all(struct peer *p)
 	peer_instances_stop(p);
 	peer_images_stop(p);
 	peer_secgroups_stop(p);
+	peer_gateway_nat_stop(p);
+	peer_overlay_stop(p);
 	peer_hostnet_stop(p); /* when a diagnostic started it alone */
 	peer_rpc_stop(p);
 	if (p->net) {
@@ -427,6 +431,16 @@ int peer_run(const struct peer_config *cfg)
 	peer_cloudkey_sync(p);
 	/* Enforces groups whenever host networking runs (secgroups.c). */
 	peer_secgroups_start(p);
+	/* Hosts start the overlay with their bridge (hostnet.c). */
+	if (p->cfg.gateway)
+		peer_overlay_start(p);
+	/* NAT and elastic IPs on gateways (gateway_nat.c). */
+	if (peer_gateway_nat_start(p, err, sizeof(err))) {
+		close_all(p);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		goto fail;
+	}
 	log_start(p);
 	if (p->cfg.edge && peer_edge_start(p, err, sizeof(err))) {
 		close_all(p);

@@ -27,6 +27,7 @@
 #include "instances.h"
 #include "log.h"
 #include "mem.h"
+#include "overlay.h"
 #include "peer.h"
 #include "wire.h"
 
@@ -522,6 +523,9 @@ int peer_hostnet_start(struct peer *p, peer_hostnet_addr_cb on_addr, char *err,
 	p->hostnet = h;
 	mc_info("hostnet", "bridge %s: %s/24, DHCP%s, MTU %u", h->bridge, text,
 	        h->imds ? ", metadata" : "", h->mtu);
+	/* Instances here reach the others through the overlay, which
+	 * lowers the MTU DHCP offers. */
+	peer_overlay_start(p);
 	return 0;
 
 err_free:

@@ -262,17 +262,32 @@ void inst_remove_dir(struct peer_instances *pi, const char *id)
 	free(dir);
 }
 
-void inst_pack_reply(struct mc_buf *b, const struct mc_instance *rec,
-                     const void *data, size_t len, bool with_data)
+void inst_pack_reply(struct mc_buf *b, const struct inst *in,
+                     const struct mc_instance *rec, const void *data,
+                     size_t len, bool with_data)
 {
+	struct peer_record stored;
+	memset(&stored, 0, sizeof(stored));
+	bool have = in &&
+	            peer_store_get(in->pi->p->store, MC_INSTANCE_KIND, in->rid,
+	                           &stored) == 0 &&
+	            !stored.deleted;
 	struct mc_buf body;
 	mc_buf_init(&body);
-	mc_instance_pack(rec, &body);
-	mc_pack_map(b, with_data ? 2 : 1);
-	mc_pack_kv_bin(b, "inst", body.data, body.len);
+	if (!have)
+		mc_instance_pack(rec, &body);
+	mc_pack_map(b, 1 + with_data + 2 * have);
+	if (have) {
+		mc_pack_kv_bin(b, "inst", stored.body, stored.body_len);
+		mc_pack_kv_uint(b, "hlc", stored.hlc);
+		mc_pack_kv_str(b, "writer", stored.writer);
+	} else {
+		mc_pack_kv_bin(b, "inst", body.data, body.len);
+	}
 	if (with_data)
 		mc_pack_kv_bin(b, "data", data ? data : "", len);
 	mc_buf_free(&body);
+	peer_record_clear(&stored);
 }
 
 /* ---- libvirt requests ---- */
@@ -592,6 +607,9 @@ static void on_tick(uv_timer_t *t)
 	if (now >= pi->next_watch) {
 		pi->next_watch = now + INST_WATCH_MS;
 		inst_watch(pi);
+		/* After the watch: a terminate that arrived with the sync
+		 * wins over booting again. */
+		inst_adopt_deferred(pi);
 	}
 }
 

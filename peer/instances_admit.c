@@ -42,11 +42,12 @@ static bool account_ok(const char *a)
 	return true;
 }
 
-static void reply_inst(struct peer_rpc_req *req, const struct mc_instance *rec)
+static void reply_inst(struct peer_rpc_req *req, const struct inst *in,
+                       const struct mc_instance *rec)
 {
 	struct mc_buf b;
 	mc_buf_init(&b);
-	inst_pack_reply(&b, rec, NULL, 0, false);
+	inst_pack_reply(&b, in, rec, NULL, 0, false);
 	peer_rpc_reply(req, 0, NULL, &b);
 	mc_buf_free(&b);
 }
@@ -93,7 +94,7 @@ void inst_rpc_admit(struct peer *p, struct peer_rpc_req *req, const char *from,
 	struct inst *have = inst_find(pi, want.id);
 	if (have) {
 		/* A retried admit: the same answer as the first time. */
-		reply_inst(req, &have->rec);
+		reply_inst(req, have, &have->rec);
 		goto out;
 	}
 	struct peer_record old;
@@ -106,7 +107,7 @@ void inst_rpc_admit(struct peer *p, struct peer_rpc_req *req, const char *from,
 		if (!taken) {
 			taken = true;
 			if (strcmp(was.host, p->id) == 0)
-				reply_inst(req, &was);
+				reply_inst(req, NULL, &was);
 			else
 				peer_rpc_reply(req, -EEXIST,
 				               "the instance id is taken",
@@ -186,7 +187,7 @@ void inst_rpc_admit(struct peer *p, struct peer_rpc_req *req, const char *from,
 	        want.id, want.account, from, want.image_id, want.vcpu,
 	        (unsigned long long)want.mem_mib, ip, mac);
 	inst_capacity_update(pi);
-	reply_inst(req, &in->rec);
+	reply_inst(req, in, &in->rec);
 	inst_launch(in);
 out:
 	mc_instance_clear(&want);

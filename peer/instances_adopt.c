@@ -152,6 +152,20 @@ static void adopt_running(struct inst *in)
 	}
 }
 
+/* Whether the stored record is newer than the one this table holds (it
+ * came from another peer since): the watch takes it in first. */
+static bool record_moved_on(struct inst *in)
+{
+	struct peer_record r;
+	bool moved = false;
+	if (peer_store_get(in->pi->p->store, MC_INSTANCE_KIND, in->rid, &r) ==
+	    0) {
+		moved = r.hlc != in->hlc || strcmp(r.writer, in->writer) != 0;
+		peer_record_clear(&r);
+	}
+	return moved;
+}
+
 static void adopt_absent(struct inst *in)
 {
 	if (in->dom == INST_DOM_UP) {
@@ -170,7 +184,24 @@ static void adopt_absent(struct inst *in)
 	switch (in->rec.state) {
 	case MC_INST_PENDING:
 	case MC_INST_RUNNING:
-		/* This host went down with it: boot it again. */
+		/*
+		 * This host went down with it: boot it again, but only once
+		 * this peer has caught up with the others' records. An edge
+		 * may have terminated it while this host was dead; booting
+		 * first would write a newer "pending" over that.
+		 */
+		if (record_moved_on(in) ||
+		    (in->pi->p->net && !peer_net_synced(in->pi->p->net) &&
+		     mc_wall_ms() - in->pi->p->started_ms < 30000)) {
+			if (!in->boot_deferred)
+				mc_info(INST_SUB,
+				        "%s: to boot again after this peer "
+				        "has synced",
+				        in->rec.id);
+			in->boot_deferred = true;
+			return;
+		}
+		in->boot_deferred = false;
 		in->rec.boots++;
 		inst_set_state(in, MC_INST_PENDING, NULL, "%s", "");
 		inst_launch(in);
@@ -320,4 +351,13 @@ void inst_watch(struct peer_instances *pi)
 		inst_unref(all[i]);
 	}
 	free(all);
+}
+
+void inst_adopt_deferred(struct peer_instances *pi)
+{
+	for (struct inst *in = pi->list; in; in = in->next)
+		if (in->boot_deferred && in->dom == INST_DOM_NONE)
+			adopt_absent(in);
+		else
+			in->boot_deferred = false;
 }

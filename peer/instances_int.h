@@ -67,6 +67,7 @@ struct inst {
 	uint64_t reboot_deadline;
 	uint64_t kvm_probe_at; /* see kvm_probe() in instances.c */
 	bool relaunch;         /* destroyed to start again under TCG */
+	bool boot_deferred;    /* to boot again once this peer has synced */
 };
 
 struct peer_instances {
@@ -118,8 +119,14 @@ bool inst_hypervisor_ready(struct peer_instances *pi, char *why,
 char *inst_path(struct peer_instances *pi, const char *id, const char *file);
 /* Removes DATA_DIR/instances/ID and what it holds. */
 void inst_remove_dir(struct peer_instances *pi, const char *id);
-void inst_pack_reply(struct mc_buf *b, const struct mc_instance *rec,
-                     const void *data, size_t len, bool with_data);
+/*
+ * An RPC answer {inst, data?}; with in, inst is the record exactly as
+ * stored here, with its "hlc" and "writer", so the asking edge can apply
+ * it to its own store at once (read-your-writes for the API's caller).
+ */
+void inst_pack_reply(struct mc_buf *b, const struct inst *in,
+                     const struct mc_instance *rec, const void *data,
+                     size_t len, bool with_data);
 
 /*
  * A libvirt request about one instance: done runs on the loop (unless the
@@ -157,5 +164,7 @@ int inst_load(struct peer_instances *pi);
 void inst_adopt(struct peer_instances *pi);
 /* Acts on records of local instances that other peers wrote. */
 void inst_watch(struct peer_instances *pi);
+/* Boots the instances re-adoption left for after the first sync. */
+void inst_adopt_deferred(struct peer_instances *pi);
 
 #endif

@@ -44,12 +44,13 @@ static int get_op(const struct mc_val *args, enum api_instance_op *out)
 	return -EINVAL;
 }
 
-static void reply(struct peer_rpc_req *req, const struct mc_instance *rec,
-                  const void *data, size_t len, bool with_data)
+static void reply(struct peer_rpc_req *req, const struct inst *in,
+                  const struct mc_instance *rec, const void *data, size_t len,
+                  bool with_data)
 {
 	struct mc_buf b;
 	mc_buf_init(&b);
-	inst_pack_reply(&b, rec, data, len, with_data);
+	inst_pack_reply(&b, in, rec, data, len, with_data);
 	peer_rpc_reply(req, 0, NULL, &b);
 	mc_buf_free(&b);
 }
@@ -92,12 +93,12 @@ static void op_stop(struct inst *in, bool force, struct peer_rpc_req *req)
 		break;
 	case MC_INST_STOPPING:
 		if (!force) {
-			reply(req, &in->rec, NULL, 0, false);
+			reply(req, in, &in->rec, NULL, 0, false);
 			return;
 		}
 		break;
 	case MC_INST_STOPPED: {
-		reply(req, &in->rec, NULL, 0, false);
+		reply(req, in, &in->rec, NULL, 0, false);
 		return;
 	}
 	default: {
@@ -118,7 +119,7 @@ static void op_stop(struct inst *in, bool force, struct peer_rpc_req *req)
 			in->stop_deadline =
 			    uv_now(pi->p->loop) + INST_STOP_GRACE_MS;
 	}
-	reply(req, &in->rec, NULL, 0, false);
+	reply(req, in, &in->rec, NULL, 0, false);
 }
 
 /* ---- start ---- */
@@ -130,7 +131,7 @@ static void op_start(struct inst *in, struct peer_rpc_req *req)
 	switch (in->rec.state) {
 	case MC_INST_PENDING:
 	case MC_INST_RUNNING: {
-		reply(req, &in->rec, NULL, 0, false);
+		reply(req, in, &in->rec, NULL, 0, false);
 		return;
 	}
 	case MC_INST_STOPPED:
@@ -163,7 +164,7 @@ static void op_start(struct inst *in, struct peer_rpc_req *req)
 	in->rec.state_reason_code[0] = in->rec.state_reason[0] = '\0';
 	in->rec.transition_reason[0] = '\0';
 	inst_set_state(in, MC_INST_PENDING, NULL, "%s", "");
-	reply(req, &in->rec, NULL, 0, false);
+	reply(req, in, &in->rec, NULL, 0, false);
 	inst_launch(in);
 }
 
@@ -193,7 +194,7 @@ static void op_reboot(struct inst *in, struct peer_rpc_req *req)
 	}
 	mc_info(INST_SUB, "%s: rebooting", in->rec.id);
 	in->reboot_deadline = uv_now(in->pi->p->loop) + INST_REBOOT_GRACE_MS;
-	reply(req, &in->rec, NULL, 0, false);
+	reply(req, in, &in->rec, NULL, 0, false);
 }
 
 /* ---- terminate ---- */
@@ -203,7 +204,7 @@ static void op_terminate(struct inst *in, struct peer_rpc_req *req)
 	switch (in->rec.state) {
 	case MC_INST_SHUTTING_DOWN:
 	case MC_INST_TERMINATED: {
-		reply(req, &in->rec, NULL, 0, false);
+		reply(req, in, &in->rec, NULL, 0, false);
 		return;
 	}
 	case MC_INST_STOPPED:
@@ -211,7 +212,7 @@ static void op_terminate(struct inst *in, struct peer_rpc_req *req)
 			inst_terminated(in, "Client.UserInitiatedShutdown",
 			                "User initiated shutdown");
 			{
-				reply(req, &in->rec, NULL, 0, false);
+				reply(req, in, &in->rec, NULL, 0, false);
 				return;
 			}
 		}
@@ -224,7 +225,7 @@ static void op_terminate(struct inst *in, struct peer_rpc_req *req)
 		inst_destroy(in, "terminate");
 	else if (in->dom == INST_DOM_NONE)
 		inst_settle(in);
-	reply(req, &in->rec, NULL, 0, false);
+	reply(req, in, &in->rec, NULL, 0, false);
 }
 
 /* ---- console ---- */
@@ -248,7 +249,7 @@ static void op_console(struct inst *in, struct peer_rpc_req *req)
 			n = 0;
 		close(fd);
 	}
-	reply(req, &in->rec, data, (size_t)n, true);
+	reply(req, in, &in->rec, data, (size_t)n, true);
 	free(data);
 }
 
@@ -312,7 +313,7 @@ static void op_modify(struct inst *in, const struct mc_val *args,
 	mc_info(INST_SUB, "%s: modified%s%s%s", in->rec.id,
 	        set_type ? " type " : "", set_type ? type : "",
 	        set_ud ? " user data" : "");
-	reply(req, &in->rec, NULL, 0, false);
+	reply(req, in, &in->rec, NULL, 0, false);
 }
 
 /* ---- dispatch ---- */
@@ -341,7 +342,7 @@ static void op_absent(struct peer *p, enum api_instance_op op,
 		peer_rpc_reply(req, -ENOENT, "the instance is not on this host",
 		               NULL);
 	} else if (op == API_OP_TERMINATE || op == API_OP_CONSOLE) {
-		reply(req, &rec, NULL, 0, op == API_OP_CONSOLE);
+		reply(req, NULL, &rec, NULL, 0, op == API_OP_CONSOLE);
 	} else {
 		char msg[160];
 		snprintf(msg, sizeof(msg),

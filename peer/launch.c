@@ -294,6 +294,33 @@ static void launch_give_up(struct launch_op *op)
 
 static void try_next(struct launch_op *op);
 
+/*
+ * The host's answer carries its record as stored, with its stamp: apply it
+ * here so this edge's next Describe shows the change (clients wait on
+ * states right after asking for them; gossip would bring it a moment
+ * later).
+ */
+static void apply_answer(struct peer_launch *l, const struct mc_instance *in,
+                         const uint8_t *body, size_t len,
+                         const struct mc_val *reply)
+{
+	uint64_t hlc;
+	struct peer_record r;
+	memset(&r, 0, sizeof(r));
+	if (!mc_get_uint(reply, "hlc", &hlc) ||
+	    !mc_get_str(reply, "writer", r.writer, sizeof(r.writer)) ||
+	    !l->p->net)
+		return;
+	char rid[64];
+	mc_instance_record_id(in, rid, sizeof(rid));
+	r.kind = (char *)MC_INSTANCE_KIND;
+	r.id = rid;
+	r.body = (uint8_t *)body;
+	r.body_len = len;
+	r.hlc = hlc;
+	peer_net_apply(l->p->net, &r);
+}
+
 static void on_admit(void *ctx, int status, const char *message,
                      const struct mc_val *reply)
 {
@@ -314,6 +341,7 @@ static void on_admit(void *ctx, int status, const char *message,
 		struct mc_instance inst;
 		if (mc_get_bytes(reply, "inst", &body, &len) &&
 		    mc_instance_unpack(body, len, &inst) == 0) {
+			apply_answer(op->l, &inst, body, len, reply);
 			peer_launch_loads_bump(&op->l->loads, h->id);
 			mc_info("launch", "%s admitted by %s (%s)", inst.id,
 			        h->name, h->id);
@@ -444,6 +472,7 @@ static void on_op(void *ctx, int status, const char *message,
 		          NULL, NULL, 0);
 		return;
 	}
+	apply_answer(op->l, &inst, body, len, reply);
 	mc_get_bytes(reply, "data", &data, &data_len);
 	op_answer(op, 0, NULL, &inst, data, data_len);
 	mc_instance_clear(&inst);

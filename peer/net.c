@@ -105,6 +105,23 @@ void net_apply_remote(struct peer_net *n, const struct peer_record *rs,
 		peer_cloudkey_sync(n->p);
 }
 
+bool peer_net_synced(struct peer_net *n)
+{
+	if (n->c.pushpulls > 0)
+		return true;
+	/* Seeds (remembered from an earlier life, or given) mean there is a
+	 * cloud to catch up with: wait for a push-pull with it. */
+	uint32_t counts[GOSSIP_LEFT + 1] = {0};
+	gossip_num_members(n->g, counts);
+	return n->n_seeds == 0 &&
+	       counts[GOSSIP_ALIVE] + counts[GOSSIP_SUSPECT] <= 1;
+}
+
+void peer_net_apply(struct peer_net *n, const struct peer_record *r)
+{
+	net_apply_remote(n, r, 1);
+}
+
 /*
  * A record delta arrived by broadcast. Small records travel whole; a large
  * one travels as a hint naming its writer's address, and a peer holding an
@@ -157,12 +174,16 @@ static bool gossip_user(void *ctx, const char *key, const uint8_t *body,
 	return fresh;
 }
 
-/* A random member in state other than us; seen is 0 when there is none. */
+/*
+ * A random member in state other than us, drawn among those gossip has
+ * reached when there are any: in a cloud of private clusters, a host of
+ * another cluster's private network is no partner for a push-pull.
+ */
 struct pick {
 	const char *self;
 	enum gossip_state state;
-	struct mc_addr chosen;
-	uint32_t seen;
+	struct mc_addr any, reached;
+	uint32_t seen_any, seen_reached;
 };
 
 static void pick_one(void *ctx, const struct gossip_member *m)
@@ -170,10 +191,28 @@ static void pick_one(void *ctx, const struct gossip_member *m)
 	struct pick *pk = ctx;
 	if (m->state != pk->state || strcmp(m->node->id, pk->self) == 0)
 		return;
-	/* Reservoir sampling: each alive member equally likely. */
-	pk->seen++;
-	if (mc_random_uniform(pk->seen) == 0)
-		pk->chosen = m->node->addr;
+	/* Reservoir sampling: each such member equally likely. */
+	pk->seen_any++;
+	if (mc_random_uniform(pk->seen_any) == 0)
+		pk->any = m->node->addr;
+	if (!m->reached)
+		return;
+	pk->seen_reached++;
+	if (mc_random_uniform(pk->seen_reached) == 0)
+		pk->reached = m->node->addr;
+}
+
+/* Fills *out with a push-pull partner in state; false when there is none. */
+static bool pick_partner(struct peer_net *n, enum gossip_state state,
+                         struct mc_addr *out)
+{
+	struct pick pk = {.self = n->p->id, .state = state};
+	gossip_members_foreach(n->g, pick_one, &pk);
+	if (pk.seen_reached)
+		*out = pk.reached;
+	else if (pk.seen_any)
+		*out = pk.any;
+	return pk.seen_any > 0;
 }
 
 /* Remembers live members so a restart without --join finds the cloud. */
@@ -225,10 +264,9 @@ void peer_net_publish(struct peer_net *n, const struct peer_record *r)
 static void on_soon(uv_timer_t *t)
 {
 	struct peer_net *n = t->data;
-	struct pick pk = {.self = n->p->id, .state = GOSSIP_ALIVE};
-	gossip_members_foreach(n->g, pick_one, &pk);
-	if (pk.seen)
-		net_pushpull_start(n, &pk.chosen, false);
+	struct mc_addr partner;
+	if (pick_partner(n, GOSSIP_ALIVE, &partner))
+		net_pushpull_start(n, &partner, false);
 }
 
 static void publish_hook(void *arg, const struct peer_record *r)
@@ -275,18 +313,15 @@ static void on_pushpull_timer(uv_timer_t *t)
 		return;
 	}
 	net_save_seeds(n);
-	struct pick pk = {.self = n->p->id, .state = GOSSIP_ALIVE};
-	gossip_members_foreach(n->g, pick_one, &pk);
-	if (pk.seen)
-		net_pushpull_start(n, &pk.chosen, false);
+	struct mc_addr partner;
+	if (pick_partner(n, GOSSIP_ALIVE, &partner))
+		net_pushpull_start(n, &partner, false);
 	/*
 	 * Also try one member we think dead, as serf's reconnect does: after
 	 * a partition heals, this is how the two sides find each other.
 	 */
-	struct pick dead = {.self = n->p->id, .state = GOSSIP_DEAD};
-	gossip_members_foreach(n->g, pick_one, &dead);
-	if (dead.seen)
-		net_pushpull_start(n, &dead.chosen, false);
+	if (pick_partner(n, GOSSIP_DEAD, &partner))
+		net_pushpull_start(n, &partner, false);
 	/*
 	 * memberlist's scaling: past 32 members the period grows with
 	 * log2(N), so a large cloud does not spend its links on anti-entropy.
@@ -524,7 +559,7 @@ static void pack_member(void *ctx, const struct gossip_member *m)
 	char addr[64];
 	mc_addr_format(&node->addr, addr, sizeof(addr));
 	s->n++;
-	mc_pack_map(b, 9);
+	mc_pack_map(b, 10);
 	mc_pack_kv_str(b, "id", node->id);
 	mc_pack_kv_str(b, "name", node->name);
 	mc_pack_kv_str(b, "zone", node->zone);
@@ -538,6 +573,8 @@ static void pack_member(void *ctx, const struct gossip_member *m)
 	mc_pack_kv_str(b, "state", gossip_state_name(m->state));
 	mc_pack_kv_str(b, "addr", addr);
 	mc_pack_kv_uint(b, "incarnation", m->incarnation);
+	/* A direct path from this peer; if false, through a gateway. */
+	mc_pack_kv_bool(b, "reached", m->reached);
 	mc_pack_kv_str(b, "version", node->version);
 	mc_pack_str(b, "capacity");
 	mc_pack_map(b, 3);
@@ -574,7 +611,7 @@ void peer_net_pack_counters(struct peer_net *n, struct mc_buf *b)
 	uint32_t counts[GOSSIP_LEFT + 1];
 	gossip_num_members(n->g, counts);
 	mc_pack_str(b, "gossip");
-	mc_pack_map(b, 20);
+	mc_pack_map(b, 21);
 	mc_pack_kv_uint(b, "packets_in", gc->packets_in);
 	mc_pack_kv_uint(b, "packets_out", gc->packets_out);
 	mc_pack_kv_uint(b, "bytes_in", gc->bytes_in);
@@ -582,6 +619,7 @@ void peer_net_pack_counters(struct peer_net *n, struct mc_buf *b)
 	mc_pack_kv_uint(b, "suspicions", gc->suspicions);
 	mc_pack_kv_uint(b, "refuted", gc->refuted);
 	mc_pack_kv_uint(b, "declared_dead", gc->declared_dead);
+	mc_pack_kv_uint(b, "unreached_probes", gc->unreached_probes);
 	mc_pack_kv_uint(b, "health", gossip_health(n->g));
 	mc_pack_kv_uint(b, "incarnation", gossip_incarnation(n->g));
 	mc_pack_kv_uint(b, "alive", counts[GOSSIP_ALIVE]);

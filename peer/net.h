@@ -35,6 +35,18 @@ struct peer_net_counters {
  */
 struct peer_net *peer_net_start(struct peer *p, const char *seeds, char *err,
                                 size_t err_size);
+/*
+ * Applies a record another peer wrote and sent in an RPC answer, as if it
+ * had come by gossip (same stamp checks, same LWW), so an edge sees the
+ * host's change before gossip brings it.
+ */
+void peer_net_apply(struct peer_net *n, const struct peer_record *r);
+/*
+ * True once this peer has caught up with the cloud's records since it
+ * started: a push-pull (a join counts) has completed, or it knows no other
+ * live member to catch up from.
+ */
+bool peer_net_synced(struct peer_net *n);
 /* Spreads a local write to the other peers. */
 void peer_net_publish(struct peer_net *n, const struct peer_record *r);
 /*

@@ -62,6 +62,8 @@ struct peer {
 	struct peer_images *images;       /* images.c; NULL when stopped */
 	struct peer_hostnet *hostnet;     /* hostnet.c; NULL when stopped */
 	struct peer_secgroups *secgroups; /* secgroups.c; NULL when stopped */
+	struct peer_overlay *overlay;     /* overlay.c; NULL when stopped */
+	struct peer_gateway_nat *gateway_nat; /* gateway_nat.c, or NULL */
 	uv_timer_t edge_wait; /* until the CA record arrives */
 	struct peer_key_cache key_cache[PEER_KEY_CACHE];
 	bool edge_waiting;

@@ -6,10 +6,17 @@
  *   ovl-node pubkey FILE            the public key of the secret in FILE
  *   ovl-node run --key FILE --listen IP:PORT [--ifname NAME]
  *       [--address CIDR] [--route CIDR]... [--underlay-mtu N]
- *       [--no-offload] [--peer PUBHEX@IP:PORT=CIDR[,CIDR]]...
+ *       [--no-offload] [--relay] [--peer PEER]...
+ *
+ *   PEER is PUBHEX@ENDPOINT=[CIDR[,CIDR]...][;via=PUBHEX[,PUBHEX]...]
+ *   [;nodirect]: ENDPOINT is IP:PORT, or "-" for a peer with none (reached
+ *   through the gateways of via= only); via= lists gateways, themselves
+ *   --peer, tried in order after the direct path (unless nodirect).
+ *   --relay makes this node a gateway for its peers.
  *
  * "run" prints one JSON line when it is up, one with the counters on
- * SIGUSR1, and a last one on SIGTERM or SIGINT before it exits.
+ * SIGUSR1 (with each peer's current path), and a last one on SIGTERM or
+ * SIGINT before it exits.
  */
 #include "crypto.h"
 #include "ovl.h"
@@ -37,7 +44,8 @@ static int usage(void)
 	fprintf(stderr, "usage: ovl-node genkey | pubkey FILE | run --key FILE "
 	                "--listen IP:PORT [--ifname NAME] [--address CIDR] "
 	                "[--route CIDR]... [--underlay-mtu N] [--no-offload] "
-	                "[--peer PUBHEX@IP:PORT=CIDR[,CIDR]]...\n");
+	                "[--relay] [--peer PUBHEX@IP:PORT|-=[CIDR[,CIDR]]"
+	                "[;via=PUBHEX[,PUBHEX]][;nodirect]]...\n");
 	return 2;
 }
 
@@ -94,54 +102,120 @@ static int parse_endpoint(const char *s, struct sockaddr_storage *ss,
 	return -EINVAL;
 }
 
-static void print_counters(struct ovl_dp *dp, const char *event)
+#define MAX_PEERS 64
+
+struct node {
+	struct ovl_dp *dp;
+	uint8_t pks[MAX_PEERS][OVL_KEY_BYTES];
+	bool has_ep[MAX_PEERS];
+	int npk;
+};
+
+static void print_counters(struct node *nd, const char *event)
 {
 	struct ovl_counters c;
 
-	ovl_dp_counters(dp, &c);
+	ovl_dp_counters(nd->dp, &c);
 	printf("{\"event\":\"%s\",\"rx_packets\":%llu,\"rx_bytes\":%llu,"
 	       "\"tx_packets\":%llu,\"tx_bytes\":%llu,\"handshakes_sent\":%llu,"
-	       "\"handshakes_done\":%llu,\"drops\":{",
+	       "\"handshakes_done\":%llu,\"relayed_packets\":%llu,"
+	       "\"relayed_bytes\":%llu,\"path_changes\":%llu,"
+	       "\"keepalives_sent\":%llu,\"drops\":{",
 	       event, (unsigned long long)c.rx_packets,
 	       (unsigned long long)c.rx_bytes, (unsigned long long)c.tx_packets,
 	       (unsigned long long)c.tx_bytes,
 	       (unsigned long long)c.handshakes_sent,
-	       (unsigned long long)c.handshakes_done);
+	       (unsigned long long)c.handshakes_done,
+	       (unsigned long long)c.relayed_packets,
+	       (unsigned long long)c.relayed_bytes,
+	       (unsigned long long)c.path_changes,
+	       (unsigned long long)c.keepalives_sent);
 	for (int i = 0; i < OVL_DROP_MAX; i++)
 		printf("%s\"%s\":%llu", i ? "," : "", ovl_drop_name(i),
 		       (unsigned long long)c.drops[i]);
+	printf("},\"paths\":{");
+	for (int i = 0; i < nd->npk; i++) {
+		char hex[2 * OVL_KEY_BYTES + 1], path[96];
+
+		if (ovl_dp_peer_path(nd->dp, nd->pks[i], path, sizeof(path)))
+			continue;
+		mc_hex_encode(hex, nd->pks[i], OVL_KEY_BYTES);
+		printf("%s\"%.8s\":\"%s\"", i ? "," : "", hex, path);
+	}
 	printf("}}\n");
 	fflush(stdout);
 }
 
-/* PUBHEX@IP:PORT=CIDR[,CIDR] */
-static int add_peer(struct ovl_dp *dp, char *spec)
+/* PUBHEX@IP:PORT|-=[CIDR[,CIDR]][;via=PUBHEX[,PUBHEX]][;nodirect]: the
+ * peer and its prefixes now; its paths in *opts, set once all are added. */
+static int add_peer(struct node *nd, char *spec, char **opts)
 {
 	uint8_t pk[OVL_KEY_BYTES];
 	struct sockaddr_storage ep;
-	socklen_t eplen;
+	socklen_t eplen = 0;
 	char *at = strchr(spec, '@'), *eq = strchr(spec, '=');
+	char *semi = strchr(spec, ';');
 
-	if (!at || !eq || eq < at)
+	*opts = NULL;
+	if (!at || !eq || eq < at || nd->npk == MAX_PEERS)
 		return -EINVAL;
+	if (semi && semi < eq)
+		return -EINVAL;
+	if (semi) {
+		*semi = 0;
+		*opts = semi + 1;
+	}
 	*at = *eq = 0;
-	if (mc_hex_decode(pk, sizeof(pk), spec, strlen(spec)) < 0 ||
-	    parse_endpoint(at + 1, &ep, &eplen) < 0)
+	if (mc_hex_decode(pk, sizeof(pk), spec, strlen(spec)) < 0)
 		return -EINVAL;
-	int rc = ovl_dp_add_peer(dp, pk, (struct sockaddr *)&ep, eplen);
+	if (strcmp(at + 1, "-") != 0 && parse_endpoint(at + 1, &ep, &eplen) < 0)
+		return -EINVAL;
+	int rc = ovl_dp_add_peer(nd->dp, pk,
+	                         eplen ? (struct sockaddr *)&ep : NULL, eplen);
 
+	nd->has_ep[nd->npk] = eplen != 0;
+	memcpy(nd->pks[nd->npk++], pk, OVL_KEY_BYTES);
 	for (char *save, *c = strtok_r(eq + 1, ",", &save); c && !rc;
 	     c = strtok_r(NULL, ",", &save))
-		rc = ovl_dp_add_prefix(dp, pk, c);
+		rc = ovl_dp_add_prefix(nd->dp, pk, c);
 	return rc;
+}
+
+/* The ";via=...;nodirect" part of a --peer, for peer pk. */
+static int set_paths(struct node *nd, const uint8_t pk[OVL_KEY_BYTES],
+                     bool has_endpoint, char *opts)
+{
+	uint8_t via[OVL_VIA_MAX][OVL_KEY_BYTES];
+	size_t n = 0;
+	bool direct = has_endpoint;
+
+	for (char *save, *o = strtok_r(opts, ";", &save); o;
+	     o = strtok_r(NULL, ";", &save)) {
+		if (!strcmp(o, "nodirect")) {
+			direct = false;
+			continue;
+		}
+		if (strncmp(o, "via=", 4) != 0)
+			return -EINVAL;
+		for (char *s2, *g = strtok_r(o + 4, ",", &s2); g;
+		     g = strtok_r(NULL, ",", &s2)) {
+			if (n == OVL_VIA_MAX ||
+			    mc_hex_decode(via[n], OVL_KEY_BYTES, g, strlen(g)) <
+			        0)
+				return -EINVAL;
+			n++;
+		}
+	}
+	return ovl_dp_set_paths(nd->dp, pk, direct, (const void *)via, n);
 }
 
 static int run(int argc, char **argv)
 {
 	struct ovl_dp_config cfg = {0};
 	const char *key = NULL, *listen = NULL;
-	char *peers[64], *routes[64];
+	char *peers[MAX_PEERS], *routes[64];
 	int npeers = 0, nroutes = 0;
+	bool relay = false;
 	socklen_t len;
 
 	for (int i = 0; i < argc; i++) {
@@ -149,6 +223,10 @@ static int run(int argc, char **argv)
 
 		if (!strcmp(a, "--no-offload")) {
 			cfg.no_offload = true;
+			continue;
+		}
+		if (!strcmp(a, "--relay")) {
+			relay = true;
 			continue;
 		}
 		if (!v)
@@ -164,7 +242,7 @@ static int run(int argc, char **argv)
 			cfg.address = v;
 		else if (!strcmp(a, "--underlay-mtu"))
 			cfg.underlay_mtu = (unsigned)atoi(v);
-		else if (!strcmp(a, "--peer") && npeers < 64)
+		else if (!strcmp(a, "--peer") && npeers < MAX_PEERS)
 			peers[npeers++] = argv[i];
 		else if (!strcmp(a, "--route") && nroutes < 64)
 			routes[nroutes++] = argv[i];
@@ -190,10 +268,20 @@ static int run(int argc, char **argv)
 		return 1;
 	}
 	int rc = 0;
+	struct node nd = {.dp = dp};
+	char *opts[MAX_PEERS];
 
+	ovl_dp_set_relay(dp, relay);
 	for (int i = 0; i < npeers && !rc; i++)
-		if ((rc = add_peer(dp, peers[i])) < 0)
+		if ((rc = add_peer(&nd, peers[i], &opts[i])) < 0)
 			fprintf(stderr, "ovl-node: bad --peer\n");
+	/* Paths name gateways that may come later on the command line. */
+	for (int i = 0; i < npeers && !rc; i++) {
+		if (opts[i] &&
+		    (rc = set_paths(&nd, nd.pks[i], nd.has_ep[i], opts[i])) < 0)
+			fprintf(stderr, "ovl-node: bad paths in --peer: %s\n",
+			        strerror(-rc));
+	}
 	for (int i = 0; i < nroutes && !rc; i++)
 		if ((rc = ovl_dp_add_route(dp, routes[i])) < 0)
 			fprintf(stderr, "ovl-node: route %s: %s\n", routes[i],
@@ -206,11 +294,11 @@ static int run(int argc, char **argv)
 	while (!rc && !got_term) {
 		if (got_usr1) {
 			got_usr1 = 0;
-			print_counters(dp, "counters");
+			print_counters(&nd, "counters");
 		}
 		usleep(20000);
 	}
-	print_counters(dp, "exit");
+	print_counters(&nd, "exit");
 	ovl_dp_stop(dp);
 	return rc ? 1 : 0;
 }

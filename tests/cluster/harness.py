@@ -787,12 +787,22 @@ class Cluster:
                     f"peer {i} exited ({rc}) before it was ready; log:\n"
                     + self.log(i)[-4000:])
             st = self.try_status(i)
-            if st and st.get("self", {}).get("pid") == p.proc.pid:
-                return st
-            return None
+            if not st or st.get("self", {}).get("pid") != p.proc.pid:
+                return None
+            # A peer that hosts instances admits them once its address
+            # slice is confirmed (a few seconds after start).
+            if hosts and not st["self"].get("hostnet", {}).get("ready"):
+                return None
+            return st
 
-        return bounded_wait(ready, timeout, f"peer {i} to answer status",
-                            interval=0.05)
+        args = p.args or []
+        k = args.index("--virt-uri") if "--virt-uri" in args else -1
+        hosts = k >= 0 and k + 1 < len(args) and args[k + 1] != "none"
+        if hosts:
+            timeout = max(timeout, 40)
+        return bounded_wait(ready, timeout, f"peer {i} to answer status"
+                            + (" with its host network ready" if hosts
+                               else ""), interval=0.05)
 
     def wait_members(self, i, count, state="alive", timeout=30):
         """Waits until peer i's status lists at least count members in

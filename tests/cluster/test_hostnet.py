@@ -225,7 +225,7 @@ class HostnetTest(unittest.TestCase):
         os.chmod(script, 0o755)
         guests = []
         with Cluster(2, topology="flat",
-                     peer_args=["--virt-uri", "none",
+                     peer_args=["--virt-uri", "none", "--overlay", "off",
                                 "--log-level", "debug"]) as c:
             try:
                 c.wait_converged(timeout=30)

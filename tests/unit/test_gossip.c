@@ -1,7 +1,8 @@
 /*
  * gossip/: the wire (through packets and snapshots), sealing and the
  * keyring, and SWIM/Lifeguard behaviour on a small in-test network of five
- * state machines driven by a fake clock.
+ * (or eight, for two clusters joined by gateways) state machines driven by
+ * a fake clock.
  */
 #include "check.h"
 
@@ -14,8 +15,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define NNODES 5
-#define MAXPKT 4096
+#define NNODES   5 /* the flat network's size */
+#define MAXNODES 8
+#define MAXPKT   4096
 
 struct tpkt {
 	uint64_t at;
@@ -32,14 +34,18 @@ struct tnode {
 	bool down;   /* crashed: no instance */
 	bool silent; /* paused: neither sends nor receives */
 	int users;   /* user broadcasts seen */
-	bool ever_dead[NNODES];
-	bool ever_left[NNODES];
-	uint64_t dead_at[NNODES];
-	int updated[NNODES];
+	bool ever_dead[MAXNODES];
+	bool ever_left[MAXNODES];
+	uint64_t dead_at[MAXNODES];
+	int updated[MAXNODES];
+	int suspected[MAXNODES]; /* suspect events, whoever accused */
+	int refuted[MAXNODES];   /* suspect -> alive events */
 };
 
 struct tnet {
-	struct tnode n[NNODES];
+	struct tnode n[MAXNODES];
+	int count;
+	bool blocked[MAXNODES][MAXNODES]; /* no route from [a] to [b] */
 	struct tpkt *q;
 	size_t nq, capq;
 	uint64_t now;
@@ -79,7 +85,8 @@ static void t_send(void *ctx, const struct mc_addr *to, const uint8_t *pkt,
 		}
 		return;
 	}
-	if (n->silent || dst < 0 || dst >= NNODES)
+	if (n->silent || dst < 0 || dst >= net->count ||
+	    net->blocked[n->idx][dst])
 		return;
 	if (net->nq == net->capq) {
 		net->capq = net->capq ? net->capq * 2 : 64;
@@ -99,7 +106,7 @@ static void t_event(void *ctx, enum gossip_event ev,
 {
 	struct tnode *n = ctx;
 	int who = (int)strtol(m->node->id, NULL, 16) - 1;
-	if (who < 0 || who >= NNODES)
+	if (who < 0 || who >= MAXNODES)
 		return;
 	n->net->trace =
 	    (n->net->trace ^ (n->net->now * 31 + (uint64_t)ev +
@@ -113,6 +120,10 @@ static void t_event(void *ctx, enum gossip_event ev,
 		n->ever_left[who] = true;
 	if (ev == GOSSIP_EV_UPDATED)
 		n->updated[who]++;
+	if (ev == GOSSIP_EV_SUSPECT)
+		n->suspected[who]++;
+	if (ev == GOSSIP_EV_ALIVE)
+		n->refuted[who]++;
 }
 
 static bool t_user(void *ctx, const char *key, const uint8_t *body, size_t len)
@@ -149,7 +160,7 @@ static void node_start(struct tnet *net, int i, uint32_t inc)
 	node_info(i, &n->info);
 	c.local = n->info;
 	c.incarnation = inc;
-	c.seed = 1000 + (uint64_t)i;
+	c.seed = 1000 + (uint64_t)i + (getenv("TSEED") ? strtoull(getenv("TSEED"), NULL, 0) * 100 : 0);
 	c.epoch_ms = net->now + 1;
 	c.cb = (struct gossip_callbacks){n, t_send, t_event, t_user};
 	n->net = net;
@@ -174,21 +185,29 @@ static void push_pull(struct tnet *net, int a, int b)
 	mc_buf_free(&y);
 }
 
-static void net_init(struct tnet *net, bool sealed)
+/* count nodes started, none joined yet. */
+static void net_start(struct tnet *net, bool sealed, int count)
 {
 	memset(net, 0, sizeof(*net));
 	net->now = 1000;
+	net->count = count;
 	net->sealed = sealed;
 	memset(net->key, 0x42, sizeof(net->key));
-	for (int i = 0; i < NNODES; i++)
+	for (int i = 0; i < count; i++)
 		node_start(net, i, 0);
+}
+
+/* The flat network: NNODES nodes, all joined through node 0. */
+static void net_init(struct tnet *net, bool sealed)
+{
+	net_start(net, sealed, NNODES);
 	for (int i = 1; i < NNODES; i++)
 		push_pull(net, 0, i);
 }
 
 static void net_free(struct tnet *net)
 {
-	for (int i = 0; i < NNODES; i++)
+	for (int i = 0; i < net->count; i++)
 		gossip_free(net->n[i].g);
 	for (size_t i = 0; i < net->nq; i++)
 		free(net->q[i].bytes);
@@ -208,7 +227,8 @@ static void net_run(struct tnet *net, uint64_t ms)
 				continue;
 			}
 			struct tnode *dst = &net->n[p.to];
-			if (!dst->down && !dst->silent) {
+			if (!dst->down && !dst->silent &&
+			    !net->blocked[p.from][p.to]) {
 				struct mc_addr from;
 				addr_of(p.from, &from);
 				gossip_recv(dst->g, &from, p.bytes, p.len,
@@ -221,7 +241,7 @@ static void net_run(struct tnet *net, uint64_t ms)
 			memmove(&net->q[keep], &net->q[nq],
 			        sizeof(*net->q) * (net->nq - nq));
 		net->nq = keep + (net->nq - nq);
-		for (int i = 0; i < NNODES; i++) {
+		for (int i = 0; i < net->count; i++) {
 			struct tnode *n = &net->n[i];
 			if (!n->down && !n->silent &&
 			    gossip_next_deadline(n->g) <= net->now)
@@ -251,6 +271,14 @@ static void test_join_all_alive(void)
 		CHECK(c->packets_in > 0 && c->packets_out > 0);
 		for (int d = 0; d < GOSSIP_DROP_MAX; d++)
 			CHECK_EQ_U64(c->drops[d], 0);
+		/* Flat: everyone reaches everyone, no probe goes unanswered. */
+		CHECK_EQ_U64(c->unreached_probes, 0);
+		for (int j = 0; j < NNODES; j++) {
+			struct gossip_member m;
+			CHECK(gossip_member_get(net.n[i].g, net.n[j].info.id,
+			                        &m));
+			CHECK(m.reached);
+		}
 	}
 	/* Everything a member advertises made it across. */
 	struct gossip_member m;
@@ -394,6 +422,135 @@ static void test_restart_rejoins(void)
 	net_free(&net);
 }
 
+/*
+ * A member that stops answering before most have probed it is still found
+ * dead by all: the reach pings that follow the join make everyone reach
+ * everyone early, so the flat network is plain SWIM.
+ */
+static void test_flat_early_death(void)
+{
+	struct tnet net;
+	net_init(&net, false);
+	net_run(&net, 1500);
+	for (int i = 0; i < 4; i++) {
+		struct gossip_member m;
+		CHECK(gossip_member_get(net.n[i].g, net.n[4].info.id, &m));
+		CHECK(m.reached);
+	}
+	net.n[4].silent = true;
+	net_run(&net, 40000);
+	uint64_t suspicions = 0;
+	for (int i = 0; i < 4; i++) {
+		CHECK(state_at(&net, i, 4) == GOSSIP_DEAD);
+		suspicions += gossip_counters(net.n[i].g)->suspicions;
+		for (int j = 0; j < 4; j++)
+			CHECK(!net.n[i].ever_dead[j]);
+	}
+	/* More than one accuser: Lifeguard's confirmations still work. */
+	CHECK(suspicions >= 2);
+	net_free(&net);
+}
+
+/*
+ * Two clusters on private networks (TESTING.md): A is nodes 0-3, B is 4-7,
+ * and only the gateways 0 and 4 reach the other cluster, each other only.
+ */
+#define GW_A 0
+#define GW_B 4
+
+static bool two_reachable(int a, int b)
+{
+	bool gw_a = a == GW_A || a == GW_B, gw_b = b == GW_A || b == GW_B;
+	return (a < GW_B) == (b < GW_B) || (gw_a && gw_b);
+}
+
+/* Each private host joins through its gateway, the gateways each other. */
+static void net_init_two_clusters(struct tnet *net)
+{
+	net_start(net, true, MAXNODES);
+	for (int a = 0; a < MAXNODES; a++)
+		for (int b = 0; b < MAXNODES; b++)
+			net->blocked[a][b] = !two_reachable(a, b);
+	for (int i = 1; i < GW_B; i++)
+		push_pull(net, GW_A, i);
+	for (int i = GW_B + 1; i < MAXNODES; i++)
+		push_pull(net, GW_B, i);
+	push_pull(net, GW_A, GW_B);
+}
+
+static void test_two_clusters(void)
+{
+	struct tnet net;
+	const int victim = 2; /* a private host of A */
+
+	net_init_two_clusters(&net);
+	net_run(&net, 10000);
+	for (int i = 0; i < MAXNODES; i++) {
+		uint32_t counts[GOSSIP_LEFT + 1];
+		if (gossip_num_members(net.n[i].g, counts) != MAXNODES) fprintf(stderr, "node %d knows %u\n", i, gossip_num_members(net.n[i].g, NULL));
+		CHECK_EQ_U64(gossip_num_members(net.n[i].g, counts), MAXNODES);
+		CHECK_EQ_U64(counts[GOSSIP_ALIVE], MAXNODES);
+	}
+
+	/* A long quiet time: nobody is suspected, no one must refute. */
+	net_run(&net, 300000);
+	for (int i = 0; i < MAXNODES; i++) {
+		const struct gossip_counters *c = gossip_counters(net.n[i].g);
+		CHECK_EQ_U64(c->suspicions, 0);
+		CHECK_EQ_U64(c->refuted, 0);
+		CHECK_EQ_U64(c->declared_dead, 0);
+		/* Everyone has members out of reach, probed in vain. */
+		CHECK(c->unreached_probes > 0);
+		CHECK_EQ_U64(gossip_health(net.n[i].g), 0);
+		CHECK_EQ_U64(gossip_incarnation(net.n[i].g), 0);
+		for (int j = 0; j < MAXNODES; j++) {
+			struct gossip_member m;
+			CHECK(gossip_member_get(net.n[i].g, net.n[j].info.id,
+			                        &m));
+			CHECK(m.state == GOSSIP_ALIVE);
+			CHECK(m.reached == two_reachable(i, j));
+			CHECK(!net.n[i].ever_dead[j]);
+			CHECK_EQ_U64(net.n[i].suspected[j], 0);
+			CHECK_EQ_U64(net.n[i].refuted[j], 0);
+		}
+	}
+
+	/* A private host of A dies: A finds out, B hears it from A. */
+	uint64_t a_suspicions = 0;
+	gossip_free(net.n[victim].g);
+	net.n[victim].g = NULL;
+	net.n[victim].down = true;
+	uint64_t killed_at = net.now;
+	net_run(&net, 60000);
+	for (int i = 0; i < MAXNODES; i++) {
+		if (i == victim)
+			continue;
+		const struct gossip_counters *c = gossip_counters(net.n[i].g);
+		CHECK(state_at(&net, i, victim) == GOSSIP_DEAD);
+		CHECK(net.n[i].ever_dead[victim]);
+		CHECK(net.n[i].dead_at[victim] >= killed_at + 4000);
+		for (int j = 0; j < MAXNODES; j++)
+			CHECK(j == victim || !net.n[i].ever_dead[j]);
+		CHECK_EQ_U64(c->refuted, 0);
+		if (i < GW_B)
+			a_suspicions += c->suspicions;
+		else
+			CHECK_EQ_U64(c->suspicions, 0); /* never reached it */
+	}
+	CHECK(a_suspicions > 0);
+
+	/* A path appears between B's gateway and a private host of A: the
+	 * regular probes find it. */
+	net.blocked[GW_B][1] = net.blocked[1][GW_B] = false;
+	net_run(&net, 30000);
+	struct gossip_member m;
+	CHECK(gossip_member_get(net.n[GW_B].g, net.n[1].info.id, &m));
+	CHECK(m.reached && m.state == GOSSIP_ALIVE);
+	CHECK(gossip_member_get(net.n[1].g, net.n[GW_B].info.id, &m));
+	CHECK(m.reached && m.state == GOSSIP_ALIVE);
+	net_free(&net);
+}
+
 /* Two runs from the same seeds produce the same event trace. */
 static void test_deterministic(void)
 {
@@ -430,6 +587,7 @@ static void test_wire_rejects(void)
 	struct mc_addr from;
 
 	memset(&net, 0, sizeof(net));
+	net.count = 2;
 	net.now = 1000;
 	for (int i = 0; i < 2; i++)
 		node_start(&net, i, 7);
@@ -502,6 +660,7 @@ static void test_seal_keyring(void)
 	memset(k2, 2, 32);
 	memset(k3, 3, 32);
 	memset(&net, 0, sizeof(net));
+	net.count = 2;
 	net.now = 1000;
 	for (int i = 0; i < 2; i++)
 		node_start(&net, i, 0);
@@ -598,6 +757,8 @@ int main(void)
 	RUN(test_leave);
 	RUN(test_user_broadcast_and_update);
 	RUN(test_restart_rejoins);
+	RUN(test_flat_early_death);
+	RUN(test_two_clusters);
 	RUN(test_deterministic);
 	return check_summary();
 }
