@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int usage_error(const char *cmd, const char *msg)
@@ -156,15 +157,45 @@ int ctl_request(const char *cmd, const char *dir, const struct mc_buf *req,
 	return 0;
 }
 
-static int fetch_status(const char *cmd, const char *dir, struct mc_doc **out)
+int ctl_command(const char *cmd, const char *dir, const char *what,
+                struct mc_doc **out)
 {
 	struct mc_buf req;
 	mc_buf_init(&req);
 	mc_pack_map(&req, 1);
-	mc_pack_kv_str(&req, "cmd", "status");
+	mc_pack_kv_str(&req, "cmd", what);
 	int r = ctl_request(cmd, dir, &req, out);
 	mc_buf_free(&req);
 	return r;
+}
+
+int ctl_poll(const char *cmd, const char *dir, const struct ctl_poll *p,
+             struct mc_doc **out)
+{
+	for (unsigned n = 0; p->tries == 0 || n < p->tries; n++) {
+		struct mc_buf req;
+		struct mc_doc *doc = NULL;
+		mc_buf_init(&req);
+		mc_pack_map(&req, 2);
+		mc_pack_kv_str(&req, "cmd", p->what);
+		mc_pack_kv_uint(&req, p->key, p->id);
+		int r = ctl_request(cmd, dir, &req, &doc);
+		mc_buf_free(&req);
+		if (r)
+			return r;
+		bool done = false;
+		mc_get_bool(mc_doc_root(doc), "done", &done);
+		if (done) {
+			*out = doc;
+			return 0;
+		}
+		mc_doc_free(doc);
+		struct timespec ts = {p->interval_ms / 1000,
+		                      (p->interval_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "mallee %s: %s: no outcome in time\n", cmd, p->label);
+	return 1;
 }
 
 int cli_token(int argc, char **argv)
@@ -423,7 +454,7 @@ int cli_status(int argc, char **argv)
 		return extra_arg("status", argv[optind]);
 
 	struct mc_doc *doc;
-	if (fetch_status("status", dir, &doc))
+	if (ctl_command("status", dir, "status", &doc))
 		return 1;
 	const struct mc_val *status = mc_map_get(mc_doc_root(doc), "status");
 	if (json)

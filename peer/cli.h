@@ -15,6 +15,7 @@ int cli_peer(int argc, char **argv);
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CTL_TIMEOUT_MS 10000
 
@@ -28,6 +29,29 @@ int extra_arg(const char *cmd, const char *arg);
  */
 int ctl_request(const char *cmd, const char *dir, const struct mc_buf *req,
                 struct mc_doc **out);
+/* ctl_request with the request {"cmd": what}. */
+int ctl_command(const char *cmd, const char *dir, const char *what,
+                struct mc_doc **out);
+
+/* What ctl_poll asks for, and how often. */
+struct ctl_poll {
+	const char *what; /* the request's "cmd" */
+	const char *key;  /* its one argument: key = id */
+	uint64_t id;
+	unsigned interval_ms; /* between requests */
+	unsigned tries;       /* at most (0: no limit) */
+	const char *label;    /* names the wait in the timeout message */
+};
+
+/*
+ * Asks the peer on dir p->what every p->interval_ms until its reply says
+ * "done": for the outcome of a job it started (an image import, a ping).
+ * Returns 0 with that reply in *out (caller frees); otherwise prints why
+ * (a failed request as ctl_request does, or "no outcome in time") and
+ * returns 1.
+ */
+int ctl_poll(const char *cmd, const char *dir, const struct ctl_poll *p,
+             struct mc_doc **out);
 void print_json(const struct mc_val *v);
 /* m[key] as a string in buf, or fallback. */
 const char *str_or(const struct mc_val *m, const char *key, char *buf,

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Reads all of stdin for a record body; caller frees. */
 static uint8_t *read_stdin(size_t *len)
@@ -204,13 +203,8 @@ static int admin_record(const char *dir, bool json, int argc, char **argv)
 
 static int admin_key_rotate(const char *dir)
 {
-	struct mc_buf req;
 	struct mc_doc *doc = NULL;
-	mc_buf_init(&req);
-	mc_pack_map(&req, 1);
-	mc_pack_kv_str(&req, "cmd", "key-rotate");
-	int r = ctl_request("admin", dir, &req, &doc);
-	mc_buf_free(&req);
+	int r = ctl_command("admin", dir, "key-rotate", &doc);
 	if (r)
 		return r;
 	uint64_t step = 0;
@@ -272,43 +266,32 @@ static int admin_ping(const char *dir, const char *to, bool json)
 	mc_buf_free(&req);
 	if (r)
 		return r;
-	uint64_t ticket = 0;
-	mc_get_uint(mc_doc_root(doc), "ticket", &ticket);
-	mc_doc_free(doc);
+	char label[160];
+	snprintf(label, sizeof(label), "ping %s", to);
 	/* The RPC gives up after PEER_RPC_TIMEOUT_MS (15 s); poll past it. */
-	for (int tries = 0; tries < 2000; tries++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-		mc_buf_init(&req);
-		mc_pack_map(&req, 2);
-		mc_pack_kv_str(&req, "cmd", "ping-result");
-		mc_pack_kv_uint(&req, "ticket", ticket);
-		r = ctl_request("admin", dir, &req, &doc);
-		mc_buf_free(&req);
-		if (r)
-			return r;
-		const struct mc_val *root = mc_doc_root(doc);
-		bool done = false;
-		mc_get_bool(root, "done", &done);
-		if (done) {
-			uint64_t us = 0;
-			char id[32], name[64];
-			mc_get_uint(root, "rtt_us", &us);
-			if (json)
-				print_json(root);
-			else
-				printf("pong from %s (%s) in %.3f ms\n",
-				       str_or(root, "name", name, sizeof(name),
-				              "?"),
-				       str_or(root, "id", id, sizeof(id), "?"),
-				       (double)us / 1000.0);
-			mc_doc_free(doc);
-			return 0;
-		}
-		mc_doc_free(doc);
-	}
-	fprintf(stderr, "mallee admin: ping %s: no outcome in time\n", to);
-	return 1;
+	struct ctl_poll poll = {.what = "ping-result",
+	                        .key = "ticket",
+	                        .interval_ms = 10,
+	                        .tries = 2000,
+	                        .label = label};
+	mc_get_uint(mc_doc_root(doc), "ticket", &poll.id);
+	mc_doc_free(doc);
+	r = ctl_poll("admin", dir, &poll, &doc);
+	if (r)
+		return r;
+	const struct mc_val *root = mc_doc_root(doc);
+	uint64_t us = 0;
+	char id[32], name[64];
+	mc_get_uint(root, "rtt_us", &us);
+	if (json)
+		print_json(root);
+	else
+		printf("pong from %s (%s) in %.3f ms\n",
+		       str_or(root, "name", name, sizeof(name), "?"),
+		       str_or(root, "id", id, sizeof(id), "?"),
+		       (double)us / 1000.0);
+	mc_doc_free(doc);
+	return 0;
 }
 
 /* Account and access-key commands: one request, the answer printed. */

@@ -1,6 +1,7 @@
 /*
- * Internals of host networking (peer/hostnet*.c). hostnet_link.c is the
- * only file of peer/ that includes libnl's headers.
+ * Internals of host networking (peer/hostnet*.c). hostnet_link.c is its
+ * only file that includes libnl's headers; what it shares with the
+ * overlay's overlay_link.c is in peer/rtnl.c.
  */
 #ifndef PEER_HOSTNET_INT_H
 #define PEER_HOSTNET_INT_H

@@ -1,5 +1,6 @@
 /* The bridge and its addresses through rtnetlink (libnl-route-3). */
 #include "hostnet_int.h"
+#include "rtnl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,48 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* libnl's error codes as errno values, for the few that matter here. */
-static int nl_to_errno(int nlerr)
-{
-	switch (nlerr < 0 ? -nlerr : nlerr) {
-	case 0:
-		return 0;
-	case NLE_EXIST:
-		return -EEXIST;
-	case NLE_OBJ_NOTFOUND:
-	case NLE_NODEV:
-		return -ENODEV;
-	case NLE_PERM:
-		return -EPERM;
-	case NLE_NOMEM:
-		return -ENOMEM;
-	case NLE_NOADDR:
-		return -EADDRNOTAVAIL;
-	case NLE_INVAL:
-		return -EINVAL;
-	default:
-		return -EIO;
-	}
-}
-
-static struct nl_sock *route_socket(void)
-{
-	struct nl_sock *sk = nl_socket_alloc();
-	if (!sk)
-		return NULL;
-	if (nl_connect(sk, NETLINK_ROUTE) < 0) {
-		nl_socket_free(sk);
-		return NULL;
-	}
-	return sk;
-}
-
 int peer_link_bridge_ensure(const char *name, int *ifindex, char *err,
                             size_t err_size)
 {
 	struct rtnl_link *link = NULL, *change = NULL;
 	int r;
-	struct nl_sock *sk = route_socket();
+	struct nl_sock *sk = peer_rtnl_open();
 	if (!sk) {
 		snprintf(err, err_size, "cannot open a netlink socket");
 		return -EIO;
@@ -73,14 +38,14 @@ int peer_link_bridge_ensure(const char *name, int *ifindex, char *err,
 		if (r < 0 && r != -NLE_EXIST) {
 			snprintf(err, err_size, "cannot create bridge %s: %s",
 			         name, nl_geterror(r));
-			r = nl_to_errno(r);
+			r = peer_rtnl_errno(r);
 			goto out;
 		}
 		r = rtnl_link_get_kernel(sk, 0, name, &link);
 		if (r < 0) {
 			snprintf(err, err_size, "bridge %s vanished: %s", name,
 			         nl_geterror(r));
-			r = nl_to_errno(r);
+			r = peer_rtnl_errno(r);
 			goto out;
 		}
 	} else if (!rtnl_link_is_bridge(link)) {
@@ -96,7 +61,7 @@ int peer_link_bridge_ensure(const char *name, int *ifindex, char *err,
 		if (r < 0) {
 			snprintf(err, err_size, "cannot set %s up: %s", name,
 			         nl_geterror(r));
-			r = nl_to_errno(r);
+			r = peer_rtnl_errno(r);
 			goto out;
 		}
 	}
@@ -139,7 +104,7 @@ static struct rtnl_addr *make_addr(int ifindex, uint32_t addr, int prefix)
 
 static int addr_op(int ifindex, uint32_t addr, int prefix, bool add)
 {
-	struct nl_sock *sk = route_socket();
+	struct nl_sock *sk = peer_rtnl_open();
 	if (!sk)
 		return -EIO;
 	struct rtnl_addr *a = make_addr(ifindex, addr, prefix);
@@ -153,7 +118,7 @@ static int addr_op(int ifindex, uint32_t addr, int prefix, bool add)
 		if (!add && (r == -NLE_NOADDR || r == -NLE_OBJ_NOTFOUND ||
 		             r == -NLE_NODEV))
 			r = 0;
-		r = nl_to_errno(r);
+		r = peer_rtnl_errno(r);
 	}
 	nl_socket_free(sk);
 	return r;

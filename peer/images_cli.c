@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define POLL_MS 100
@@ -52,42 +51,20 @@ bool cli_admin_image_wanted(int argc, char **argv)
 	return false;
 }
 
-/* Waits for a job; prints its error, or fills *out (caller frees). */
-static int wait_job(const char *dir, uint64_t job, struct mc_doc **out)
-{
-	for (;;) {
-		struct mc_buf req;
-		struct mc_doc *doc = NULL;
-		mc_buf_init(&req);
-		mc_pack_map(&req, 2);
-		mc_pack_kv_str(&req, "cmd", "image-job");
-		mc_pack_kv_uint(&req, "job", job);
-		int r = ctl_request("admin image", dir, &req, &doc);
-		mc_buf_free(&req);
-		if (r)
-			return r;
-		bool done = false;
-		mc_get_bool(mc_doc_root(doc), "done", &done);
-		if (done) {
-			*out = doc;
-			return 0;
-		}
-		mc_doc_free(doc);
-		struct timespec ts = {0, POLL_MS * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-}
-
+/* Starts a job; waits for it, then fills *out (caller frees). */
 static int start_job(const char *dir, struct mc_buf *req, struct mc_doc **out)
 {
 	struct mc_doc *doc = NULL;
 	int r = ctl_request("admin image", dir, req, &doc);
 	if (r)
 		return r;
-	uint64_t job = 0;
-	mc_get_uint(mc_doc_root(doc), "job", &job);
+	struct ctl_poll poll = {.what = "image-job",
+	                        .key = "job",
+	                        .interval_ms = POLL_MS,
+	                        .label = "the image job"};
+	mc_get_uint(mc_doc_root(doc), "job", &poll.id);
 	mc_doc_free(doc);
-	return wait_job(dir, job, out);
+	return ctl_poll("admin image", dir, &poll, out);
 }
 
 /* An absolute path for the peer, which runs elsewhere in the tree. */
@@ -186,13 +163,8 @@ static int image_pull(const char *dir, const char *ami)
 
 static int image_list(const char *dir, bool json)
 {
-	struct mc_buf req;
-	mc_buf_init(&req);
-	mc_pack_map(&req, 1);
-	mc_pack_kv_str(&req, "cmd", "image-list");
 	struct mc_doc *doc = NULL;
-	int r = ctl_request("admin image", dir, &req, &doc);
-	mc_buf_free(&req);
+	int r = ctl_command("admin image", dir, "image-list", &doc);
 	if (r)
 		return r;
 	const struct mc_val *list = mc_map_get(mc_doc_root(doc), "images");

@@ -5,6 +5,7 @@
  * only file of the overlay that includes libnl's headers.
  */
 #include "overlay_int.h"
+#include "rtnl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,35 +17,6 @@
 #include <netlink/route/route.h>
 #include <netlink/route/rule.h>
 #include <stdio.h>
-
-static int nl_to_errno(int nlerr)
-{
-	switch (nlerr < 0 ? -nlerr : nlerr) {
-	case 0:
-		return 0;
-	case NLE_EXIST:
-		return -EEXIST;
-	case NLE_OBJ_NOTFOUND:
-	case NLE_NODEV:
-		return -ENODEV;
-	case NLE_PERM:
-		return -EPERM;
-	default:
-		return -EIO;
-	}
-}
-
-static struct nl_sock *route_socket(void)
-{
-	struct nl_sock *sk = nl_socket_alloc();
-	if (!sk)
-		return NULL;
-	if (nl_connect(sk, NETLINK_ROUTE) < 0) {
-		nl_socket_free(sk);
-		return NULL;
-	}
-	return sk;
-}
 
 /* The rule "from SLICE/24 iif BRIDGE lookup OVERLAY_TABLE". */
 static struct rtnl_rule *slice_rule(uint32_t slice, const char *bridge)
@@ -68,7 +40,7 @@ static struct rtnl_rule *slice_rule(uint32_t slice, const char *bridge)
 
 int overlay_link_rule(uint32_t slice, const char *bridge, bool add)
 {
-	struct nl_sock *sk = route_socket();
+	struct nl_sock *sk = peer_rtnl_open();
 	if (!sk)
 		return -EIO;
 	struct rtnl_rule *rule = slice_rule(slice, bridge);
@@ -76,7 +48,7 @@ int overlay_link_rule(uint32_t slice, const char *bridge, bool add)
 	if (rule) {
 		r = add ? rtnl_rule_add(sk, rule, NLM_F_CREATE | NLM_F_EXCL)
 		        : rtnl_rule_delete(sk, rule, 0);
-		r = nl_to_errno(r);
+		r = peer_rtnl_errno(r);
 		if ((add && r == -EEXIST) || (!add && r == -ENODEV))
 			r = 0;
 		rtnl_rule_put(rule);
@@ -87,7 +59,7 @@ int overlay_link_rule(uint32_t slice, const char *bridge, bool add)
 
 int overlay_link_default(const char *ifname)
 {
-	struct nl_sock *sk = route_socket();
+	struct nl_sock *sk = peer_rtnl_open();
 	struct rtnl_link *link = NULL;
 	struct nl_addr *dst = NULL;
 	int r;
@@ -96,7 +68,7 @@ int overlay_link_default(const char *ifname)
 	r = rtnl_link_get_kernel(sk, 0, ifname, &link);
 	if (r < 0) {
 		nl_socket_free(sk);
-		return nl_to_errno(r);
+		return peer_rtnl_errno(r);
 	}
 	r = nl_addr_parse("0.0.0.0/0", AF_INET, &dst);
 	if (r < 0)
@@ -116,5 +88,5 @@ int overlay_link_default(const char *ifname)
 out:
 	rtnl_link_put(link);
 	nl_socket_free(sk);
-	return nl_to_errno(r);
+	return peer_rtnl_errno(r);
 }

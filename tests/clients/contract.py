@@ -53,7 +53,10 @@ def tags_of(item):
     return {t["Key"]: t["Value"] for t in item.get("Tags") or []}
 
 
-class Ec2Contract:
+class CloudClients:
+    """A test class's clients (of client_class) on the running cloud:
+    a0 and a1 are account A through edges 0 and 1, b1 account B through
+    edge 1."""
     client_class = None
 
     @classmethod
@@ -63,6 +66,10 @@ class Ec2Contract:
         cls.a0 = cls.client_class(cloud, cloud.A, 0)
         cls.a1 = cls.client_class(cloud, cloud.A, 1)
         cls.b1 = cls.client_class(cloud, cloud.B, 1)
+
+
+class Ec2Contract(CloudClients):
+    """The EC2 API's contract, the same through every client."""
 
     # -- helpers -----------------------------------------------------------
 

@@ -713,15 +713,11 @@ def run_parallel(suite, workers):
     returns whether every test passed."""
     tests = list(_tests(suite))
     t0 = time.monotonic()
-    classes, broken = [], {}
+    classes = []
     for t in tests:
         if type(t) not in classes:
             classes.append(type(t))
-    for cls in classes:
-        try:
-            cls.setUpClass()
-        except Exception:  # noqa: BLE001
-            broken[cls] = traceback.format_exc()
+    broken = set_up_classes(classes)
 
     def one(test):
         if type(test) in broken:
@@ -746,6 +742,25 @@ def run_parallel(suite, workers):
                   flush=True)
             if status in ("FAIL", "ERROR"):
                 bad.append((test, status, text))
+    return finish_classes(classes, broken, bad, len(tests), t0)
+
+
+def set_up_classes(classes):
+    """Runs each class's setUpClass; {class: traceback} of those that
+    failed (their tests are errors)."""
+    broken = {}
+    for cls in classes:
+        try:
+            cls.setUpClass()
+        except Exception:  # noqa: BLE001
+            broken[cls] = traceback.format_exc()
+    return broken
+
+
+def finish_classes(classes, broken, bad, ran, t0):
+    """Tears down the classes that were set up, then prints every
+    failure in bad ((test, status, text)) and unittest's summary of `ran`
+    tests since t0; returns whether all passed."""
     for cls in classes:
         if cls not in broken:
             try:
@@ -755,7 +770,7 @@ def run_parallel(suite, workers):
     for test, status, text in bad:
         print("=" * 70 + f"\n{status}: {test}\n" + "-" * 70 + f"\n{text}",
               file=sys.stderr)
-    print("-" * 70 + f"\nRan {len(tests)} tests in "
+    print("-" * 70 + f"\nRan {ran} tests in "
           f"{time.monotonic() - t0:.3f}s\n", file=sys.stderr)
     fails = sum(1 for b in bad if b[1] == "FAIL")
     errors = len(bad) - fails

@@ -64,11 +64,10 @@ import select
 import socket
 import threading
 import time
-import traceback
 import unittest
 
 import fixture
-from contract import MISSING, tags_of
+from contract import MISSING, CloudClients, tags_of
 from fixture import (ApiError, AwsCli, Boto3, ClientFailure, EdgeCloud,
                      JsSdk, eventually, kebab, plain, unique)
 from harness import Cluster, HarnessError, bounded_wait
@@ -544,22 +543,17 @@ def user_data_param(client, text):
     return text
 
 
-class InstanceContract:
-    client_class = None
+class InstanceContract(CloudClients):
     # Every error case, or (for a client that takes a second a call) one
     # of each kind.
     all_cases = True
 
     @classmethod
     def setUpClass(cls):
-        cloud = fixture.CLOUD
-        cls.cloud = cloud
-        cls.a0 = cls.client_class(cloud, cloud.A, 0)
-        cls.a1 = cls.client_class(cloud, cloud.A, 1)
-        cls.b1 = cls.client_class(cloud, cloud.B, 1)
+        super().setUpClass()
         # Instances a test needs but does not test the launch of are made
         # (and cleaned up) with boto3 in this process: quick.
-        cls.helper = TypedBoto3(cloud, cloud.A, 0)
+        cls.helper = TypedBoto3(cls.cloud, cls.cloud.A, 0)
 
     # -- helpers -----------------------------------------------------------
 
@@ -1144,12 +1138,7 @@ def run_by_class(suite):
     by_class = {}
     for t in fixture._tests(suite):
         by_class.setdefault(type(t), []).append(t)
-    broken = {}
-    for cls in by_class:
-        try:
-            cls.setUpClass()
-        except Exception:  # noqa: BLE001
-            broken[cls] = traceback.format_exc()
+    broken = fixture.set_up_classes(by_class)
     bad, lock = [], threading.Lock()
     count = [0]
 
@@ -1181,22 +1170,7 @@ def run_by_class(suite):
         th.join(max(1.0, deadline - time.monotonic()))
         if th.is_alive():
             bad.append((th.name, "ERROR", "still running after 900 s"))
-    for cls in by_class:
-        if cls not in broken:
-            try:
-                cls.tearDownClass()
-            except Exception:  # noqa: BLE001
-                bad.append((cls, "ERROR", traceback.format_exc()))
-    for test, status, text in bad:
-        print("=" * 70 + f"\n{status}: {test}\n" + "-" * 70 + f"\n{text}",
-              file=sys.stderr)
-    print("-" * 70 + f"\nRan {count[0]} tests in "
-          f"{time.monotonic() - t0:.3f}s\n", file=sys.stderr)
-    fails = sum(1 for b in bad if b[1] == "FAIL")
-    print("OK" if not bad else
-          f"FAILED (failures={fails}, errors={len(bad) - fails})",
-          file=sys.stderr, flush=True)
-    return not bad
+    return fixture.finish_classes(by_class, broken, bad, count[0], t0)
 
 
 def main():

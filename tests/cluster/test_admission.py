@@ -18,12 +18,13 @@ admitted instance has a record on the host that admitted it.
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 import unittest
 
+from cloudtools import (boto3_call, client_env, import_fake_image,
+                        instance_records, wait_image_known)
 from harness import Cluster, HarnessError, bounded_wait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -71,81 +72,14 @@ print(json.dumps(out))
 """
 
 
-def unpack(b):
-    """msgpack (the subset instance records use) -> Python."""
-    import struct
-
-    def one(i):
-        t = b[i]
-        i += 1
-        if t <= 0x7F:
-            return t, i
-        if t >= 0xE0:
-            return t - 0x100, i
-        if 0x80 <= t <= 0x8F:
-            return pairs(i, t & 0x0F)
-        if 0x90 <= t <= 0x9F:
-            return items(i, t & 0x0F)
-        if 0xA0 <= t <= 0xBF:
-            n = t & 0x1F
-            return b[i:i + n].decode(errors="replace"), i + n
-        if t in (0xC0, 0xC2, 0xC3):
-            return {0xC0: None, 0xC2: False, 0xC3: True}[t], i
-        fixed = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b",
-                 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
-        if t in fixed:
-            n = struct.calcsize(fixed[t])
-            return struct.unpack(fixed[t], b[i:i + n])[0], i + n
-        lens = {0xD9: (">B", "s"), 0xDA: (">H", "s"), 0xDB: (">I", "s"),
-                0xC4: (">B", "b"), 0xC5: (">H", "b"), 0xC6: (">I", "b"),
-                0xDC: (">H", "a"), 0xDD: (">I", "a"), 0xDE: (">H", "m"),
-                0xDF: (">I", "m")}
-        f, kind = lens[t]
-        k = struct.calcsize(f)
-        n = struct.unpack(f, b[i:i + k])[0]
-        i += k
-        if kind == "s":
-            return b[i:i + n].decode(errors="replace"), i + n
-        if kind == "b":
-            return bytes(b[i:i + n]), i + n
-        return items(i, n) if kind == "a" else pairs(i, n)
-
-    def pairs(i, n):
-        out = {}
-        for _ in range(n):
-            k, i = one(i)
-            out[k], i = one(i)
-        return out, i
-
-    def items(i, n):
-        out = []
-        for _ in range(n):
-            v, i = one(i)
-            out.append(v)
-        return out, i
-
-    return one(0)[0]
-
-
 class AdmissionTest(unittest.TestCase):
-
-    def records(self, c, i):
-        """{instance id: record} as peer i holds them."""
-        cp = c.cli(i, "admin", "record", "list", "instance", "--json",
-                   check=True)
-        out = {}
-        for r in json.loads(cp.stdout or "[]"):
-            if not r.get("deleted"):
-                rec = unpack(bytes.fromhex(r["body"]))
-                out[rec["id"]] = rec
-        return out
 
     def check_no_overbooking(self, c, ids, admitted):
         """Each host's own records: what holds capacity fits, and every
         admitted id is there."""
         mine = {}
         for i in range(HOSTS):
-            recs = self.records(c, i)
+            recs = instance_records(c, i)
             own = {k: r for k, r in recs.items() if r.get("host") == ids[i]}
             mine.update(own)
             held = [r for r in own.values() if r.get("state") in HOLDS]
@@ -170,13 +104,10 @@ class AdmissionTest(unittest.TestCase):
                 "key": c.admin["AWS_ACCESS_KEY_ID"],
                 "secret": c.admin["AWS_SECRET_ACCESS_KEY"],
                 "ami": ami, "threads": per_edge, "at": at})
-            env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true",
-                       AWS_CONFIG_FILE=os.devnull,
-                       AWS_SHARED_CREDENTIALS_FILE=os.devnull)
             procs.append(subprocess.Popen(
                 ["ip", "netns", "exec", p.ns, PYTHON, "-c", WORKER, args],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env=env))
+                env=client_env()))
         results = []
         for p in procs:
             out, err = p.communicate(timeout=240)
@@ -185,39 +116,12 @@ class AdmissionTest(unittest.TestCase):
             results += json.loads(out)
         return results
 
-    def import_image(self, c):
-        kernel = os.path.join(c.root, "vmlinuz")
-        with open(kernel, "wb") as f:
-            f.write(os.urandom(4096))
-        cp = c.cli(0, "admin", "image", "import", "--name", "fake",
-                   "--kernel", kernel, "--cmdline", "console=ttyS0",
-                   check=True, timeout=60)
-        m = re.search(r"\bami-[0-9a-f]{8,17}\b", cp.stdout)
-        if not m:
-            raise HarnessError(f"image import printed {cp.stdout!r}")
-        return m.group(0)
-
-    def terminate(self, c, iid):
-        args = json.dumps({"endpoint": f"http://{c.peers[0].api_listen}"})
-        script = ("import boto3,sys,json;a=json.loads(sys.argv[1]);"
-                  "boto3.session.Session(aws_access_key_id=sys.argv[2],"
-                  "aws_secret_access_key=sys.argv[3],region_name="
-                  "'us-east-1').client('ec2',endpoint_url=a['endpoint'])"
-                  f".terminate_instances(InstanceIds=['{iid}'])")
-        subprocess.run(["ip", "netns", "exec", c.peers[0].ns, PYTHON, "-c",
-                        script, args, c.admin["AWS_ACCESS_KEY_ID"],
-                        c.admin["AWS_SECRET_ACCESS_KEY"]], check=True,
-                       timeout=60, capture_output=True,
-                       env=dict(os.environ, AWS_CONFIG_FILE=os.devnull,
-                                AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-                                AWS_EC2_METADATA_DISABLED="true"))
-
     def wait_freed(self, c, ids, iid):
         """Until iid's host has it terminated and both edges see the
         vCPU it gave back."""
         def host_of():
             for i in range(HOSTS):
-                r = self.records(c, i).get(iid)
+                r = instance_records(c, i).get(iid)
                 if r and r.get("host") == ids[i] and r.get("state") == 48:
                     return (i,)
             return None
@@ -238,12 +142,9 @@ class AdmissionTest(unittest.TestCase):
                 bounded_wait(lambda i=i: "test:///default" in c.log(i), 20,
                              f"p{i}'s hypervisor connection")
             ids = [c.peer_id(i) for i in range(HOSTS)]
-            ami = self.import_image(c)
+            ami = import_fake_image(c)
             # Every edge must know the image before the race.
-            for e in EDGES:
-                bounded_wait(lambda e=e: ami in c.cli(
-                    e, "admin", "record", "list", "image").stdout, 30,
-                    f"edge p{e} to learn {ami}")
+            wait_image_known(c, ami, EDGES)
             room = HOSTS * min(VCPU // ITYPE_VCPU, MEM // ITYPE_MEM)
 
             # More launches than room, from both edges at once.
@@ -264,7 +165,8 @@ class AdmissionTest(unittest.TestCase):
             # The last slot, three times: both edges race for it.
             for round_ in range(3):
                 victim = alive.pop(round_ % len(alive))
-                self.terminate(c, victim)
+                boto3_call(c, "terminate_instances", python=PYTHON,
+                           InstanceIds=[victim])
                 self.wait_freed(c, ids, victim)
                 results = self.race(c, ami, 2)
                 won2 = [r["id"] for r in results if r["ok"]]

@@ -25,16 +25,15 @@ makes it unreachable again (and outbound traffic is masqueraded with the
 gateway's address); ReleaseAddress leaves no address.
 """
 
-import json
 import os
 import subprocess
 import sys
 import time
 import unittest
 
+from cloudtools import boto3_call, put_instance_record
 from harness import Cluster, bounded_wait
 from test_hostnet import Guest, lease, sh
-from test_secgroups import EC2 as EC2_SG, mp
 
 PYTHON = sys.executable or "python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,10 +42,6 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 POOL = "198.18.0.100-198.18.0.110"
 GW_PUBLIC = "198.18.0.1"
 OUTSIDE = "198.18.0.2"
-
-# Launch times are datetimes: printed as text.
-EC2 = EC2_SG.replace("json.dumps(r)", "json.dumps(r, default=str)")
-assert EC2 != EC2_SG
 
 # Each connection is answered with the address it came from, then closed.
 ECHO_SERVER = r"""
@@ -86,24 +81,9 @@ def peer_flags():
 
 class GatewayNatTest(unittest.TestCase):
 
-    def ec2(self, c, op, **args):
-        a = json.dumps({"endpoint": f"http://{c.peers[0].api_listen}",
-                        "key": c.admin["AWS_ACCESS_KEY_ID"],
-                        "secret": c.admin["AWS_SECRET_ACCESS_KEY"],
-                        "op": op, "args": args})
-        env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true",
-                   AWS_CONFIG_FILE=os.devnull,
-                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-        cp = subprocess.run(["ip", "netns", "exec", c.peers[0].ns, PYTHON,
-                             "-c", EC2, a], capture_output=True, text=True,
-                            timeout=60, env=env)
-        if cp.returncode != 0:
-            raise AssertionError(f"{op}: {cp.stderr[-600:]}")
-        return json.loads(cp.stdout)
-
     def try_ec2(self, c, op, **args):
         try:
-            return self.ec2(c, op, **args)
+            return boto3_call(c, op, **args)
         except AssertionError as e:
             print(e, file=sys.stderr)
             return None
@@ -189,10 +169,10 @@ class GatewayNatTest(unittest.TestCase):
             c, "describe_security_groups", GroupNames=["default"]) or
             {}).get("SecurityGroups", [{}])[0].get("GroupId"), 30,
             "the edge to answer")
-        self.ec2(c, "authorize_security_group_ingress", GroupId=dflt,
-                 IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8080,
-                                 "ToPort": 8080,
-                                 "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        boto3_call(c, "authorize_security_group_ingress", GroupId=dflt,
+                   IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8080,
+                                   "ToPort": 8080,
+                                   "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
 
         iid = f"i-0e{pid:015x}"[:19]
         ls = lease(host, iid)
@@ -201,12 +181,10 @@ class GatewayNatTest(unittest.TestCase):
         router = ls["slice"][:-1] + "1"
         sh("ip", "-n", g.ns, "addr", "add", f"{ls['ip']}/24", "dev", "eth0")
         sh("ip", "-n", g.ns, "route", "add", "default", "via", router)
-        body = mp({"id": iid, "account": account, "host": c.peer_id(host_i),
-                   "private_ip": ls["ip"], "state": 16,
-                   "instance_type": "t2.micro",
-                   "groups": [{"id": dflt, "name": "default"}]})
-        c.cli(0, "admin", "record", "put", "instance", f"{account}:{iid}",
-              "-", input=body, check=True)
+        put_instance_record(c, {
+            "id": iid, "account": account, "host": c.peer_id(host_i),
+            "private_ip": ls["ip"], "state": 16, "instance_type": "t2.micro",
+            "groups": [{"id": dflt, "name": "default"}]})
         self.serve(g.ns, 8080)
         self.serve(outside, 9000)
 
@@ -216,14 +194,14 @@ class GatewayNatTest(unittest.TestCase):
                      f"saw {GW_PUBLIC}", 20, "masqueraded outbound",
                      interval=0.5)
 
-        alloc = self.ec2(c, "allocate_address", Domain="vpc")
+        alloc = boto3_call(c, "allocate_address", Domain="vpc")
         self.assertEqual(alloc["PublicIp"], "198.18.0.100")
         eip = alloc["PublicIp"]
         bounded_wait(lambda: (self.try_ec2(
             c, "describe_instances", InstanceIds=[iid]) or {}).get(
             "Reservations"), 20, "the instance record at the edge")
-        assoc = self.ec2(c, "associate_address",
-                         AllocationId=alloc["AllocationId"], InstanceId=iid)
+        assoc = boto3_call(c, "associate_address",
+                           AllocationId=alloc["AllocationId"], InstanceId=iid)
         t0 = time.monotonic()
         bounded_wait(lambda: f"elastic IP {eip} forwarded" in c.log(0), 10,
                      "the gateway to forward the address")
@@ -239,26 +217,26 @@ class GatewayNatTest(unittest.TestCase):
         rules = sh("ip", "netns", "exec", gw.ns, "nft", "list", "table",
                    "ip", "mallee-nat").stdout
         self.assertIn(f"{eip} : {ls['ip']}", rules)
-        r = self.ec2(c, "describe_instances", InstanceIds=[iid])
+        r = boto3_call(c, "describe_instances", InstanceIds=[iid])
         inst = r["Reservations"][0]["Instances"][0]
         self.assertEqual(inst.get("PublicIpAddress"), eip)
         print(f"elastic IP reachable {took:.2f} s after AssociateAddress",
               file=sys.stderr)
 
-        self.ec2(c, "disassociate_address",
-                 AssociationId=assoc["AssociationId"])
+        boto3_call(c, "disassociate_address",
+                   AssociationId=assoc["AssociationId"])
         bounded_wait(lambda: f"elastic IP {eip} no longer forwarded" in
                      c.log(0), 10, "the gateway to stop forwarding")
         bounded_wait(lambda: eip not in self.public_addrs(c), 5,
                      "the address off eth1")
         self.assertTrue(self.probe(outside, eip, 8080).startswith("closed"))
         self.assertEqual(self.probe(g.ns, OUTSIDE, 9000), f"saw {GW_PUBLIC}")
-        r = self.ec2(c, "describe_instances", InstanceIds=[iid])
+        r = boto3_call(c, "describe_instances", InstanceIds=[iid])
         self.assertNotIn("PublicIpAddress",
                          r["Reservations"][0]["Instances"][0])
 
-        self.ec2(c, "release_address", AllocationId=alloc["AllocationId"])
-        self.assertEqual(self.ec2(c, "describe_addresses")["Addresses"], [])
+        boto3_call(c, "release_address", AllocationId=alloc["AllocationId"])
+        self.assertEqual(boto3_call(c, "describe_addresses")["Addresses"], [])
         self.assertNotIn("ruleset refused", c.log(0))
         for line in c.log(0).splitlines():
             if " gateway: " in line:

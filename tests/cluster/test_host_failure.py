@@ -22,18 +22,15 @@ pending).  One t2.micro is launched into B's zone, so it lands on B.  Then:
 EC2 calls go through the aws cli, run inside the edge's namespace.
 """
 
-import json
 import os
 import re
-import struct
-import subprocess
 import time
 import unittest
 
+from cloudtools import (STATES, AwsError, edge_cli, import_fake_image,
+                        instance_record, vcpu_free, wait_image_known)
 from harness import Cluster, HarnessError, bounded_wait
 
-AWS_BIN = os.environ.get("MALLEE_AWS_CLI", "/usr/bin/aws")
-REGION = "us-east-1"
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 ITYPE = "t2.micro"      # 1 vCPU, 1024 MiB
 CAP_VCPU, CAP_MEM = 4, 8192
@@ -46,72 +43,7 @@ PEER_ARGS = {
     B: HOST_ARGS,
     C: HOST_ARGS,
 }
-STATES = {0: "pending", 16: "running", 32: "shutting-down", 48: "terminated",
-          64: "stopping", 80: "stopped"}
 DEAD_TIMEOUT = 60.0
-
-
-def unpack(b):
-    """msgpack (what instance records use) -> Python."""
-    def one(i):
-        t = b[i]
-        i += 1
-        if t <= 0x7F:
-            return t, i
-        if t >= 0xE0:
-            return t - 0x100, i
-        if 0x80 <= t <= 0x8F:
-            return pairs(i, t & 0x0F)
-        if 0x90 <= t <= 0x9F:
-            return items(i, t & 0x0F)
-        if 0xA0 <= t <= 0xBF:
-            n = t & 0x1F
-            return b[i:i + n].decode(errors="replace"), i + n
-        if t in (0xC0, 0xC2, 0xC3):
-            return {0xC0: None, 0xC2: False, 0xC3: True}[t], i
-        fixed = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b",
-                 0xD1: ">h", 0xD2: ">i", 0xD3: ">q", 0xCA: ">f",
-                 0xCB: ">d"}
-        if t in fixed:
-            n = struct.calcsize(fixed[t])
-            return struct.unpack(fixed[t], b[i:i + n])[0], i + n
-        lens = {0xD9: (">B", "s"), 0xDA: (">H", "s"), 0xDB: (">I", "s"),
-                0xC4: (">B", "b"), 0xC5: (">H", "b"), 0xC6: (">I", "b"),
-                0xDC: (">H", "a"), 0xDD: (">I", "a"), 0xDE: (">H", "m"),
-                0xDF: (">I", "m")}
-        f, kind = lens[t]
-        k = struct.calcsize(f)
-        n = struct.unpack(f, b[i:i + k])[0]
-        i += k
-        if kind == "s":
-            return b[i:i + n].decode(errors="replace"), i + n
-        if kind == "b":
-            return bytes(b[i:i + n]), i + n
-        return items(i, n) if kind == "a" else pairs(i, n)
-
-    def pairs(i, n):
-        out = {}
-        for _ in range(n):
-            k, i = one(i)
-            out[k], i = one(i)
-        return out, i
-
-    def items(i, n):
-        out = []
-        for _ in range(n):
-            v, i = one(i)
-            out.append(v)
-        return out, i
-
-    return one(0)[0]
-
-
-class AwsError(Exception):
-    def __init__(self, code, text, rc):
-        super().__init__(f"{code} (exit {rc}): {text}")
-        self.code = code
-        self.text = text
-        self.rc = rc
 
 
 class HostFailureTest(unittest.TestCase):
@@ -120,42 +52,12 @@ class HostFailureTest(unittest.TestCase):
 
     def aws(self, *args):
         """`aws ec2 ARGS` against the edge, inside its namespace."""
-        c = self.c
-        p = c.peers[EDGE]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_MAX_ATTEMPTS": "1",
-            "AWS_RETRY_MODE": "standard",
-            "AWS_PAGER": "",
-            "AWS_ACCESS_KEY_ID": c.admin["AWS_ACCESS_KEY_ID"],
-            "AWS_SECRET_ACCESS_KEY": c.admin["AWS_SECRET_ACCESS_KEY"],
-        })
-        cmd = ["ip", "netns", "exec", p.ns, AWS_BIN, "--endpoint-url",
-               f"http://{p.api_listen}", "--region", REGION,
-               "--output", "json", "ec2"] + [str(a) for a in args]
-        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL, env=env)
-        if cp.returncode == 0:
-            return json.loads(cp.stdout) if cp.stdout.strip() else {}
-        m = re.search(r"An error occurred \(([^)]+)\) when calling the \w+ "
-                      r"operation(?: \(reached max retries: \d+\))?: (.*)",
-                      cp.stderr)
-        if not m:
-            raise AssertionError(f"aws {' '.join(map(str, args))}: exit "
-                                 f"{cp.returncode}: {cp.stderr.strip()}")
-        raise AwsError(m.group(1), m.group(2).strip(), cp.returncode)
+        return edge_cli(self.c, EDGE).ec2(*args)
 
     def record(self, i, rid):
         """Peer i's own copy of the instance record rid, decoded (None when
         it has none)."""
-        cp = self.c.cli(i, "admin", "record", "get", "instance", rid,
-                        input=b"")
-        if cp.returncode != 0 or not cp.stdout:
-            return None
-        return unpack(cp.stdout)
+        return instance_record(self.c, i, rid)
 
     def state_on(self, i, rid):
         rec = self.record(i, rid)
@@ -167,7 +69,7 @@ class HostFailureTest(unittest.TestCase):
                             interval=0.2)
 
     def vcpu_free(self, i):
-        return self.c.status(i)["self"]["capacity"]["vcpu"]["free"]
+        return vcpu_free(self.c, i)
 
     def describe(self, iid):
         r = self.aws("describe-instances", "--instance-ids", iid)
@@ -182,25 +84,9 @@ class HostFailureTest(unittest.TestCase):
         return r["InstanceStatuses"][0]
 
     def import_image(self):
-        c = self.c
-        kernel = os.path.join(c.root, "vmlinuz")
-        disk = os.path.join(c.root, "disk.raw")
-        with open(kernel, "wb") as f:
-            f.write(os.urandom(8192))
-        with open(disk, "wb") as f:
-            f.write(b"\0" * (1 << 20))
-        cp = c.cli(EDGE, "admin", "image", "import", "--name", "tiny",
-                   "--kernel", kernel, "--disk", disk, "--disk-format",
-                   "raw", "--cmdline", "console=ttyS0", check=True,
-                   timeout=60)
-        m = re.search(r"\bami-[0-9a-f]{8,17}\b", cp.stdout)
-        if not m:
-            raise HarnessError(f"image import printed {cp.stdout!r}")
-        ami = m.group(0)
-        for i in range(3):
-            bounded_wait(lambda i=i: ami in c.cli(
-                i, "admin", "record", "list", "image").stdout, 40,
-                f"p{i} to learn {ami}", interval=0.2)
+        ami = import_fake_image(self.c, EDGE, name="tiny", kernel_bytes=8192,
+                                disk_bytes=1 << 20)
+        wait_image_known(self.c, ami, range(3), timeout=40)
         return ami
 
     # -- the test ----------------------------------------------------------

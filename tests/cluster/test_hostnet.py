@@ -18,77 +18,8 @@ import tempfile
 import time
 import unittest
 
+from cloudtools import mp_pack, unpack
 from harness import Cluster, bounded_wait
-
-# ---- just enough msgpack for the control socket --------------------------
-
-
-def mp_pack(v):
-    if isinstance(v, bool):
-        return b"\xc3" if v else b"\xc2"
-    if isinstance(v, int):
-        if 0 <= v < 128:
-            return bytes([v])
-        return b"\xcf" + struct.pack(">Q", v)
-    if isinstance(v, str):
-        b = v.encode()
-        if len(b) < 32:
-            return bytes([0xa0 | len(b)]) + b
-        return b"\xda" + struct.pack(">H", len(b)) + b
-    if isinstance(v, dict):
-        out = bytes([0x80 | len(v)])
-        for k, x in v.items():
-            out += mp_pack(k) + mp_pack(x)
-        return out
-    raise TypeError(type(v))
-
-
-def mp_unpack(b, i=0):
-    t = b[i]
-    if t < 0x80:
-        return t, i + 1
-    if 0x80 <= t <= 0x8f or t in (0xde, 0xdf):
-        if t <= 0x8f:
-            n, i = t & 15, i + 1
-        elif t == 0xde:
-            n, i = struct.unpack(">H", b[i + 1:i + 3])[0], i + 3
-        else:
-            n, i = struct.unpack(">I", b[i + 1:i + 5])[0], i + 5
-        d = {}
-        for _ in range(n):
-            k, i = mp_unpack(b, i)
-            d[k], i = mp_unpack(b, i)
-        return d, i
-    if 0x90 <= t <= 0x9f or t in (0xdc, 0xdd):
-        if t <= 0x9f:
-            n, i = t & 15, i + 1
-        elif t == 0xdc:
-            n, i = struct.unpack(">H", b[i + 1:i + 3])[0], i + 3
-        else:
-            n, i = struct.unpack(">I", b[i + 1:i + 5])[0], i + 5
-        a = []
-        for _ in range(n):
-            x, i = mp_unpack(b, i)
-            a.append(x)
-        return a, i
-    if 0xa0 <= t <= 0xbf:
-        n = t & 31
-        return b[i + 1:i + 1 + n].decode(), i + 1 + n
-    if t in (0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6):
-        w = {0xd9: 1, 0xda: 2, 0xdb: 4, 0xc4: 1, 0xc5: 2, 0xc6: 4}[t]
-        n = int.from_bytes(b[i + 1:i + 1 + w], "big")
-        s = b[i + 1 + w:i + 1 + w + n]
-        return (s.decode() if t >= 0xd9 else s), i + 1 + w + n
-    if t == 0xc0:
-        return None, i + 1
-    if t in (0xc2, 0xc3):
-        return t == 0xc3, i + 1
-    if t in (0xcc, 0xcd, 0xce, 0xcf):
-        w = {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}[t]
-        return int.from_bytes(b[i + 1:i + 1 + w], "big"), i + 1 + w
-    if t >= 0xe0:
-        return t - 256, i + 1
-    raise ValueError(f"msgpack type {t:#x}")
 
 
 def ctl(peer, request):
@@ -105,7 +36,7 @@ def ctl(peer, request):
             break
         buf += chunk
     s.close()
-    return mp_unpack(buf[4:])[0]
+    return unpack(buf[4:])
 
 
 def lease(peer, instance_id, timeout=20):

@@ -17,6 +17,7 @@ import struct
 import time
 import unittest
 
+from cloudtools import mp_pack, unpack
 from harness import Cluster, bounded_wait
 
 MAGIC = b"MRP1"
@@ -55,67 +56,6 @@ def box_open(key, sealed):
     return out.raw[:len(ct) - 16]
 
 
-# -- just enough msgpack ------------------------------------------------
-
-
-def mp(v):
-    if isinstance(v, dict):
-        assert len(v) < 16
-        return bytes([0x80 | len(v)]) + b"".join(mp(k) + mp(x)
-                                                 for k, x in v.items())
-    if isinstance(v, str):
-        b = v.encode()
-        return (bytes([0xa0 | len(b)]) if len(b) < 32
-                else bytes([0xd9, len(b)])) + b
-    if isinstance(v, bytes):
-        return bytes([0xc4, len(v)]) + v
-    if isinstance(v, int) and v >= 0:
-        return bytes([0xcf]) + struct.pack(">Q", v)
-    raise TypeError(v)
-
-
-def unmp(b, i=0):
-    """(value, next index) for the subset peers write."""
-    t = b[i]
-    if t <= 0x7f:
-        return t, i + 1
-    if t >= 0xe0:
-        return t - 0x100, i + 1
-    if 0x80 <= t <= 0x8f or t in (0xde, 0xdf):
-        if t <= 0x8f:
-            n, i = t & 0x0f, i + 1
-        elif t == 0xde:
-            n, i = struct.unpack(">H", b[i + 1:i + 3])[0], i + 3
-        else:
-            n, i = struct.unpack(">I", b[i + 1:i + 5])[0], i + 5
-        d = {}
-        for _ in range(n):
-            k, i = unmp(b, i)
-            d[k], i = unmp(b, i)
-        return d, i
-    if 0xa0 <= t <= 0xbf:
-        n = t & 0x1f
-        return b[i + 1:i + 1 + n].decode(), i + 1 + n
-    sized = {0xd9: (1, str), 0xda: (2, str), 0xdb: (4, str),
-             0xc4: (1, bytes), 0xc5: (2, bytes), 0xc6: (4, bytes)}
-    if t in sized:
-        w, kind = sized[t]
-        n = int.from_bytes(b[i + 1:i + 1 + w], "big")
-        raw = b[i + 1 + w:i + 1 + w + n]
-        return (raw.decode() if kind is str else raw), i + 1 + w + n
-    ints = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q",
-            0xd0: ">b", 0xd1: ">h", 0xd2: ">i", 0xd3: ">q"}
-    if t in ints:
-        f = ints[t]
-        w = struct.calcsize(f)
-        return struct.unpack(f, b[i + 1:i + 1 + w])[0], i + 1 + w
-    if t in (0xc2, 0xc3):
-        return t == 0xc3, i + 1
-    if t == 0xc0:
-        return None, i + 1
-    raise ValueError(f"msgpack type {t:#x}")
-
-
 # -- speaking RPC as a member ---------------------------------------------
 
 
@@ -126,7 +66,7 @@ def load_box_sk(data_dir):
 
 
 def frame(sender_id, key, msg):
-    body = sender_id.encode() + box_seal(key, mp(msg))
+    body = sender_id.encode() + box_seal(key, mp_pack(msg))
     return struct.pack(">I", len(body)) + body
 
 
@@ -159,7 +99,7 @@ def open_reply(got, key):
         return None
     n = struct.unpack(">I", got[:4])[0]
     plain = box_open(key, got[4 + 16:4 + n])
-    return unmp(plain)[0] if plain is not None else None
+    return unpack(plain) if plain is not None else None
 
 
 class RpcTest(unittest.TestCase):

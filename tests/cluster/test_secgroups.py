@@ -15,54 +15,18 @@ admits only its own members); C reaches B. AuthorizeSecurityGroupIngress
 for 8080 opens it within seconds, RevokeSecurityGroupIngress closes it
 again."""
 
-import json
 import os
-import struct
 import subprocess
 import sys
 import time
 import unittest
 
+from cloudtools import boto3_call, put_instance_record
 from harness import Cluster, bounded_wait
 from test_hostnet import Guest, lease, sh
 
 PYTHON = sys.executable or "python3"
 
-
-def mp(v):
-    """Just enough msgpack for an instance record."""
-    if isinstance(v, bool):
-        return b"\xc3" if v else b"\xc2"
-    if isinstance(v, int):
-        return bytes([v]) if 0 <= v < 128 else b"\xcf" + struct.pack(">Q", v)
-    if isinstance(v, str):
-        b = v.encode()
-        if len(b) < 32:
-            return bytes([0xa0 | len(b)]) + b
-        return b"\xd9" + bytes([len(b)]) + b
-    if isinstance(v, list):
-        return bytes([0x90 | len(v)]) + b"".join(mp(x) for x in v)
-    if isinstance(v, dict):
-        return bytes([0x80 | len(v)]) + b"".join(
-            mp(k) + mp(x) for k, x in v.items())
-    raise TypeError(type(v))
-
-
-EC2 = r"""
-import json, sys
-import boto3
-from botocore.config import Config
-a = json.loads(sys.argv[1])
-ec2 = boto3.session.Session(aws_access_key_id=a["key"],
-                            aws_secret_access_key=a["secret"],
-                            region_name="us-east-1").client(
-    "ec2", endpoint_url=a["endpoint"],
-    config=Config(retries={"total_max_attempts": 1}, connect_timeout=5,
-                  read_timeout=20))
-r = getattr(ec2, a["op"])(**a["args"])
-r.pop("ResponseMetadata", None)
-print(json.dumps(r))
-"""
 
 # Listens on the given ports; each connection gets "hi" and is closed.
 SERVER = r"""
@@ -94,32 +58,16 @@ except OSError as e:
 
 class SecurityGroupTest(unittest.TestCase):
 
-    def ec2(self, c, op, **args):
-        a = json.dumps({"endpoint": f"http://{c.peers[0].api_listen}",
-                        "key": c.admin["AWS_ACCESS_KEY_ID"],
-                        "secret": c.admin["AWS_SECRET_ACCESS_KEY"],
-                        "op": op, "args": args})
-        env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true",
-                   AWS_CONFIG_FILE=os.devnull,
-                   AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-        cp = subprocess.run(["ip", "netns", "exec", c.peers[0].ns, PYTHON,
-                             "-c", EC2, a], capture_output=True, text=True,
-                            timeout=60, env=env)
-        if cp.returncode != 0:
-            raise AssertionError(f"{op}: {cp.stderr[-600:]}")
-        return json.loads(cp.stdout)
-
     def probe(self, guest, ip, port):
         cp = sh("ip", "netns", "exec", guest.ns, PYTHON, "-c", PROBE, ip,
                 str(port), timeout=20)
         return cp.stdout.split()[0]
 
     def put_instance(self, c, host, account, iid, ip, groups):
-        body = mp({"id": iid, "account": account, "host": host,
-                   "private_ip": ip, "state": 16,
-                   "groups": [{"id": g, "name": n} for g, n in groups]})
-        c.cli(0, "admin", "record", "put", "instance", f"{account}:{iid}",
-              "-", input=body, check=True)
+        put_instance_record(c, {
+            "id": iid, "account": account, "host": host, "private_ip": ip,
+            "state": 16,
+            "groups": [{"id": g, "name": n} for g, n in groups]})
 
     def test_ingress_authorize_revoke(self):
         pid = os.getpid()
@@ -134,12 +82,12 @@ class SecurityGroupTest(unittest.TestCase):
                 # The edge serves once the cloud's CA record is in.
                 dflt = bounded_wait(lambda: self.try_default(c), 30,
                                     "the edge to answer")
-                web = self.ec2(c, "create_security_group", GroupName="web",
-                               Description="web")["GroupId"]
+                web = boto3_call(c, "create_security_group", GroupName="web",
+                                 Description="web")["GroupId"]
                 ssh = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
                         "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
-                self.ec2(c, "authorize_security_group_ingress", GroupId=web,
-                         IpPermissions=ssh)
+                boto3_call(c, "authorize_security_group_ingress", GroupId=web,
+                           IpPermissions=ssh)
 
                 ids = {k: f"i-0{k}{pid:015x}"[:19] for k in "abc"}
                 leases = {k: lease(p0, ids[k]) for k in "abc"}
@@ -181,8 +129,8 @@ class SecurityGroupTest(unittest.TestCase):
                             "ToPort": 8080,
                             "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
                 t0 = time.monotonic()
-                self.ec2(c, "authorize_security_group_ingress", GroupId=web,
-                         IpPermissions=web8080)
+                boto3_call(c, "authorize_security_group_ingress", GroupId=web,
+                           IpPermissions=web8080)
                 bounded_wait(lambda: self.probe(g["b"], ip["a"], 8080) ==
                              "open", 10, "8080 to open", interval=0.2)
                 opened = time.monotonic() - t0
@@ -190,8 +138,8 @@ class SecurityGroupTest(unittest.TestCase):
 
                 # Revoke: closed again.
                 t0 = time.monotonic()
-                self.ec2(c, "revoke_security_group_ingress", GroupId=web,
-                         IpPermissions=web8080)
+                boto3_call(c, "revoke_security_group_ingress", GroupId=web,
+                           IpPermissions=web8080)
                 bounded_wait(lambda: self.probe(g["b"], ip["a"], 8080) ==
                              "closed", 10, "8080 to close", interval=0.2)
                 closed = time.monotonic() - t0
@@ -208,8 +156,8 @@ class SecurityGroupTest(unittest.TestCase):
 
     def try_default(self, c):
         try:
-            r = self.ec2(c, "describe_security_groups",
-                         GroupNames=["default"])
+            r = boto3_call(c, "describe_security_groups",
+                           GroupNames=["default"])
             return r["SecurityGroups"][0]["GroupId"]
         except AssertionError:
             return None

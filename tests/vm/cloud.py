@@ -47,7 +47,6 @@ import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -59,11 +58,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 
 import harness  # noqa: E402
+from cloudtools import (AwsCli, AwsError, import_image,  # noqa: E402,F401
+                        instance_record)
 from harness import Cluster, HarnessError, bounded_wait  # noqa: E402
 import vmhost  # noqa: E402
 from vmhost import VmHost, tiny_image  # noqa: E402
 
-AWS_BIN = os.environ.get("MALLEE_AWS_CLI", "/usr/bin/aws")
 API_PORT = harness.API_PORT
 INSTANCE_BRIDGE = "mbr0"
 CALL_TIMEOUT = 90
@@ -73,91 +73,8 @@ class MissingPiece(HarnessError):
     """The mallee binary lacks something the test needs (not landed yet)."""
 
 
-class AwsError(AssertionError):
-    def __init__(self, code, message, stderr=""):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.stderr = stderr
-
-
 def log(*a):
     print("cloud:", *a, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------
-# msgpack, the few types a record body holds (python3-msgpack is not
-# installed by scripts/setup, and one decoder for reading is small)
-
-
-def unpack(data):
-    val, pos = _unpack(data, 0)
-    return val
-
-
-def _unpack(b, i):
-    t = b[i]
-    i += 1
-    if t <= 0x7F:
-        return t, i
-    if t >= 0xE0:
-        return t - 0x100, i
-    if 0x80 <= t <= 0x8F:
-        return _map(b, i, t & 0x0F)
-    if 0x90 <= t <= 0x9F:
-        return _arr(b, i, t & 0x0F)
-    if 0xA0 <= t <= 0xBF:
-        n = t & 0x1F
-        return b[i:i + n].decode(errors="replace"), i + n
-    if t == 0xC0:
-        return None, i
-    if t == 0xC2:
-        return False, i
-    if t == 0xC3:
-        return True, i
-    fixed = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b",
-             0xD1: ">h", 0xD2: ">i", 0xD3: ">q", 0xCA: ">f", 0xCB: ">d"}
-    if t in fixed:
-        f = fixed[t]
-        n = struct.calcsize(f)
-        return struct.unpack(f, b[i:i + n])[0], i + n
-    lens = {0xD9: (">B", "s"), 0xDA: (">H", "s"), 0xDB: (">I", "s"),
-            0xC4: (">B", "b"), 0xC5: (">H", "b"), 0xC6: (">I", "b"),
-            0xDC: (">H", "a"), 0xDD: (">I", "a"),
-            0xDE: (">H", "m"), 0xDF: (">I", "m")}
-    if t in lens:
-        f, kind = lens[t]
-        k = struct.calcsize(f)
-        n = struct.unpack(f, b[i:i + k])[0]
-        i += k
-        if kind == "s":
-            return b[i:i + n].decode(errors="replace"), i + n
-        if kind == "b":
-            return bytes(b[i:i + n]), i + n
-        if kind == "a":
-            return _arr(b, i, n)
-        return _map(b, i, n)
-    raise ValueError(f"msgpack type 0x{t:02x} not handled")
-
-
-def _map(b, i, n):
-    out = {}
-    for _ in range(n):
-        k, i = _unpack(b, i)
-        v, i = _unpack(b, i)
-        out[k if not isinstance(k, bytes) else k.decode()] = v
-    return out, i
-
-
-def _arr(b, i, n):
-    out = []
-    for _ in range(n):
-        v, i = _unpack(b, i)
-        out.append(v)
-    return out, i
-
-
-# --------------------------------------------------------------------------
 
 
 def peer_flags(binary):
@@ -171,23 +88,6 @@ def admin_commands(binary):
     cp = subprocess.run([binary, "admin", "--help"], capture_output=True,
                         text=True, timeout=30)
     return cp.stdout + cp.stderr
-
-
-def aws_env(key_id, secret, region):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_RETRY_MODE": "standard",
-        "AWS_PAGER": "",
-        "AWS_ACCESS_KEY_ID": key_id,
-        "AWS_SECRET_ACCESS_KEY": secret,
-    })
-    return env
 
 
 _live = []
@@ -244,6 +144,7 @@ class Cloud:
         self.account = None
         self.key_id = None
         self.secret = None
+        self.cli = None          # AwsCli against the edge, once it is up
         self.ids = []            # peer id per index
         self.closed = False
         self.t0 = time.monotonic()
@@ -347,6 +248,8 @@ class Cloud:
         self.key_id = ad["AWS_ACCESS_KEY_ID"]
         self.secret = ad["AWS_SECRET_ACCESS_KEY"]
         self.account = ad.get("account")
+        self.cli = AwsCli(self.c.peers[0].ns, self.endpoint, self.key_id,
+                          self.secret, self.region, timeout=CALL_TIMEOUT)
         # The edge answers a signed call through the real client.
         bounded_wait(lambda: self._try_regions(), 60,
                      "the edge to answer describe-regions", interval=0.5)
@@ -416,15 +319,11 @@ class Cloud:
         if not os.path.exists(disk):
             raise MissingPiece(f"the tiny image has no disk ({disk}): "
                                "scripts/build-test-image does not make it yet")
-        cp = self.mallee(host, "admin", "image", "import", "--name", name,
-                         "--kernel", os.path.join(img, "vmlinuz"),
-                         "--ramdisk", os.path.join(img, "initrd.img"),
-                         "--disk", disk, "--disk-format", "raw",
-                         "--cmdline", "console=ttyS0", timeout=120)
-        m = re.search(r"\bami-[0-9a-f]{8,17}\b", cp.stdout)
-        if not m:
-            raise HarnessError(f"image import printed {cp.stdout!r}")
-        return m.group(0)
+        return import_image(self.c, host, "--name", name,
+                            "--kernel", os.path.join(img, "vmlinuz"),
+                            "--ramdisk", os.path.join(img, "initrd.img"),
+                            "--disk", disk, "--disk-format", "raw",
+                            "--cmdline", "console=ttyS0", timeout=120)
 
     def wait_image_visible(self, ami, timeout=60):
         """Until the edge lists ami (it may have been imported elsewhere)."""
@@ -463,29 +362,13 @@ class Cloud:
 
     def aws(self, *args, timeout=CALL_TIMEOUT):
         """`aws --endpoint-url EDGE --region R ARGS` in host 0's namespace."""
-        cmd = ["ip", "netns", "exec", self.c.peers[0].ns, AWS_BIN,
-               "--endpoint-url", self.endpoint, "--region", self.region,
-               "--output", "json"] + [str(a) for a in args]
-        return subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL,
-                              env=aws_env(self.key_id, self.secret,
-                                          self.region))
+        return self.cli.run(*args, timeout=timeout)
 
     def ec2(self, *args, check=True, timeout=CALL_TIMEOUT):
         """`aws ec2 ARGS` -> parsed JSON ({} when it printed nothing);
         AwsError for an error the service returned (or None when
         check=False)."""
-        cp = self.aws("ec2", *args, timeout=timeout)
-        if cp.returncode == 0:
-            return json.loads(cp.stdout) if cp.stdout.strip() else {}
-        m = re.search(r"An error occurred \(([^)]+)\) when calling the \w+ "
-                      r"operation[^:]*: (.*)", cp.stderr)
-        if not check:
-            return None
-        if m:
-            raise AwsError(m.group(1), m.group(2).strip(), cp.stderr)
-        raise AssertionError(f"aws ec2 {' '.join(map(str, args))} exited "
-                             f"{cp.returncode}: {cp.stderr.strip()[-2000:]}")
+        return self.cli.ec2(*args, check=check, timeout=timeout)
 
     def describe(self, ids=None):
         """{instance id: instance} from describe-instances."""
@@ -591,13 +474,8 @@ class Cloud:
 
     def record(self, instance_id, host=0):
         """The instance record as host sees it (decoded msgpack), or None."""
-        cp = self.c.run("admin", "--data-dir", self.c.peers[host].data_dir,
-                        "record", "get", "instance",
-                        f"{self.account}:{instance_id}", peer=host,
-                        input=b"", timeout=30)
-        if cp.returncode != 0:
-            return None
-        return unpack(cp.stdout)
+        return instance_record(self.c, host,
+                               f"{self.account}:{instance_id}")
 
     def record_host(self, instance_id, host=0):
         """Index of the host the instance record names (None if unknown)."""

@@ -40,6 +40,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
+from harness import _pid_alive, bounded_wait  # noqa: E402
+
 SOURCE_DIR = os.environ.get("MALLEE_SOURCE_DIR") or os.path.normpath(
     os.path.join(HERE, "..", ".."))
 SCRIPTS = os.path.join(SOURCE_DIR, "scripts")
@@ -67,27 +70,6 @@ def run(cmd, timeout=60, check=True, **kw):
         raise VmHostError(f"{' '.join(cmd)} failed ({cp.returncode}): "
                           f"{cp.stderr.strip()}")
     return cp
-
-
-def bounded_wait(pred, timeout, what, interval=0.1):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise VmHostError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tiny_image(out=IMAGE_DIR):
