@@ -434,9 +434,10 @@ static bool reach_ping_pending(const struct gossip *g, uint64_t key)
 /*
  * Reach pings, each gossip round: a few live members we never pinged get a
  * ping outside the probe cycle, so that we know soon whether we reach them
- * (and may suspect them), not only when the probe cycle comes round. They
- * carry no broadcasts, as the member may be out of our reach. An unanswered
- * one leaves the member unreached until a probe of it is acked.
+ * (and may suspect them), not only when the probe cycle comes round. Like
+ * probes, they carry broadcasts: an untried member is taken as reachable
+ * until shown otherwise. An unanswered one leaves the member unreached until
+ * a probe of it is acked.
  */
 static void reach_pings_run(struct gossip *g, uint64_t now_ms)
 {
@@ -472,7 +473,7 @@ static void reach_pings_run(struct gossip *g, uint64_t now_ms)
 		struct mc_addr to = e->info->node.addr;
 		mc_buf_reset(&g->msgs);
 		gossip_enc_ping(&g->msgs, r->seq, e->key);
-		gossip_send_only(g, &to, 1);
+		gossip_send(g, &to, 1);
 		budget--;
 	}
 }

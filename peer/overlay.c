@@ -134,6 +134,13 @@ static void snap_member(void *arg, const struct gossip_member *m)
 		((struct sockaddr_in6 *)&x->ep)->sin6_port = htons(o->port);
 	x->alive = true;
 	x->gateway = (node->roles & NET_ROLE_GATEWAY) != 0;
+	struct peer_record pool;
+	x->pool = false;
+	if (x->gateway &&
+	    peer_store_get(o->p->store, "public-pool", node->id, &pool) == 0) {
+		x->pool = !pool.deleted;
+		peer_record_clear(&pool);
+	}
 	/* Gossip's probes had a direct answer: so may the tunnel. */
 	x->unreached = !m->reached;
 }

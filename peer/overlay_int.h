@@ -22,6 +22,7 @@ struct overlay_member {
 	bool alive;     /* alive or suspect: keep its tunnel */
 	bool gateway;   /* NET_ROLE_GATEWAY */
 	bool unreached; /* gossip never had a direct ack from it */
+	bool pool;      /* a gateway holding a public pool (elastic IPs) */
 	/* The plan's output: the gateways its packets may go through, in
 	 * order, after the direct path unless unreached. */
 	unsigned n_relays;
@@ -35,7 +36,9 @@ struct overlay_member {
  * member's zone's, each by id (the datapath fails over in that order).
  * Returns the index
  * of the gateway outside traffic goes to (the first alive gateway of
- * self_zone by id), or -1 (none, or this peer is a gateway itself).
+ * self_zone holding a public pool, else the first by id: replies from an
+ * elastic IP's instance must leave through the gateway that DNATs it), or
+ * -1 (none, or this peer is a gateway itself).
  */
 int overlay_plan(struct overlay_member *m, size_t n, const char *self_zone,
                  bool self_gateway);

@@ -39,7 +39,10 @@ int overlay_plan(struct overlay_member *m, size_t n, const char *self_zone,
 		m[i].n_relays = 0;
 		if (!m[i].alive)
 			continue;
-		add_gateways(m, n, i, self_zone);
+		/* A gateway reaches the other zones' gateways itself: through
+		 * its own zone's it would only bounce between them. */
+		if (!self_gateway)
+			add_gateways(m, n, i, self_zone);
 		add_gateways(m, n, i, m[i].zone);
 	}
 	if (self_gateway)
@@ -48,7 +51,9 @@ int overlay_plan(struct overlay_member *m, size_t n, const char *self_zone,
 		if (!m[i].alive || !m[i].gateway ||
 		    strcmp(m[i].zone, self_zone) != 0)
 			continue;
-		if (out < 0 || strcmp(m[i].id, m[out].id) < 0)
+		if (out < 0 || (m[i].pool && !m[out].pool) ||
+		    (m[i].pool == m[out].pool &&
+		     strcmp(m[i].id, m[out].id) < 0))
 			out = (int)i;
 	}
 	return out;

@@ -24,6 +24,23 @@ Topologies:
             namespace with eth0 (a veth to br0) at 10.77.0.(10+i)/24; peers
             run under `ip netns exec`.  Names carry the test's pid, so parallel
             runs do not clash.  Other topologies can be built with Netns.
+  two_clusters  TESTING.md's "two clusters": a hub namespace with bridges
+            "bra" (cluster A, 10.1.0.0/24), "brb" (cluster B, 10.2.0.0/24)
+            and "pub" (public, 198.18.0.0/24).  layout= names each peer's
+            place: "A-front"/"B-front" (eth0 on its cluster's bridge at
+            NET.(10+i), eth1 on pub at 198.18.0.(10+i); runs --gateway,
+            listens and advertises on the public address) or "A"/"B" (a
+            private host: eth0 only, at NET.(10+i), and one /32 route per
+            front-end of its own cluster: its public address via its
+            private one).  Default layout: A-front, B-front, A-front, A, A,
+            B, B (the first n of it).  Front-ends drop whatever the kernel
+            would forward between eth0 and eth1 (table inet mcisolate), so
+            the clusters never reach each other underneath the overlay.
+            Zones default to us-east-1a (A) and us-east-1b (B).  Peer 0 must
+            be a front-end; it makes the cloud; other front-ends join it,
+            private hosts join their own cluster's front-ends (a token made
+            with `mallee token --addr`).  add_outside() adds a namespace on
+            pub only (198.18.0.(200+k)), not a peer.
 
 Methods (peers are named by index):
   status(i) / try_status(i)     `mallee status --json`, parsed
@@ -38,7 +55,8 @@ Methods (peers are named by index):
   pause(i) / resume(i)          stop and kill9 return the exit code
   add_peer() -> i               one more slot (and namespace); then start(i)
   log(i), dump_logs()
-  link(i, up) / netem(i, "loss 5%")   faults, flat topology only; without
+  add_outside() -> ns           two_clusters: a bare namespace on "pub"
+  link(i, up) / netem(i, "loss 5%")   faults, namespace topologies; without
                                 sch_netem in the kernel "loss N%" is done
                                 with nftables on the hub's bridge
   init(i), make_token(i), admin (the key init printed), cloud_id, token
@@ -80,6 +98,24 @@ MALLEE_BIN = os.environ.get("MALLEE_BIN") or os.path.normpath(
 GOSSIP_PORT = 7700
 API_PORT = 8773
 FLAT_NET = "10.77.0"
+
+# The "two_clusters" topology.
+TWO_CLUSTER_NETS = {"A": "10.1.0", "B": "10.2.0"}
+TWO_CLUSTER_BRIDGES = {"A": "bra", "B": "brb"}
+TWO_CLUSTER_ZONES = {"A": "us-east-1a", "B": "us-east-1b"}
+PUBLIC_NET = "198.18.0"
+PUBLIC_BRIDGE = "pub"
+TWO_CLUSTER_LAYOUT = ("A-front", "B-front", "A-front", "A", "A", "B", "B")
+# Front-ends forward nothing between their private and public links: the
+# overlay relays in user space, elastic IPs go public <-> TUN.
+ISOLATE_RULES = """table inet mcisolate {
+ chain isolate {
+  type filter hook forward priority 0; policy accept;
+  iifname "eth0" oifname "eth1" drop
+  iifname "eth1" oifname "eth0" drop
+ }
+}
+"""
 
 # What an AddressSanitizer/UBSan/LeakSanitizer report looks like in a log.
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
@@ -356,6 +392,11 @@ class Peer:
         self.pids = []          # every pid it ever had
         self.initialised = False  # ran `mallee init` (so never --join)
         self._noted = True
+        # two_clusters: "A" or "B", whether a front-end, its addresses
+        self.cluster = None
+        self.front = False
+        self.private_ip = ip
+        self.public_ip = None
 
     @property
     def running(self):
@@ -435,13 +476,26 @@ class Cluster:
     def __init__(self, n=1, topology="loopback", *, peer_args=None,
                  init_args=(), names=None, zones=None, join=True, start=True,
                  ready_timeout=20.0, loopback_base=None,
-                 check_sanitizers=True, env=None):
-        if topology not in ("loopback", "flat"):
+                 check_sanitizers=True, env=None, layout=None):
+        if topology not in ("loopback", "flat", "two_clusters"):
             raise ValueError(f"unknown topology {topology!r}")
         if n < 1 or n > 200:
             raise ValueError("n must be 1..200")
         self.n = n
         self.topology = topology
+        if topology == "two_clusters":
+            layout = list(layout or TWO_CLUSTER_LAYOUT[:n])
+            if len(layout) < n or any(
+                    x not in ("A", "B", "A-front", "B-front")
+                    for x in layout):
+                raise ValueError(f"bad two_clusters layout {layout!r}")
+            if not layout[0].endswith("-front"):
+                raise ValueError("peer 0 of two_clusters is a front-end")
+        elif layout is not None:
+            raise ValueError("layout= is for the two_clusters topology")
+        self.layout = layout
+        self.cluster_tokens = {}  # two_clusters: cluster -> join token
+        self._outside = 0
         self.peer_args = peer_args or []
         self.init_args = list(init_args)
         self.names = names
@@ -511,17 +565,34 @@ class Cluster:
                 raise HarnessError("the flat topology needs root")
             self.net = Netns(self.tag)
             self.net.add_bridge("br0")
+        elif self.topology == "two_clusters":
+            if os.geteuid() != 0:
+                raise HarnessError("the two_clusters topology needs root")
+            self.net = Netns(self.tag)
+            for br in ("bra", "brb", PUBLIC_BRIDGE):
+                self.net.add_bridge(br)
         for _ in range(self.n):
             self.add_peer()
 
-    def add_peer(self):
+    def add_peer(self, role=None):
         """Adds a slot for one more peer (and its host namespace); returns
-        its index.  Start it with start(i)."""
+        its index.  Start it with start(i).  two_clusters: role is its
+        place ("A", "B", "A-front", "B-front"; default: from layout)."""
         i = len(self.peers)
-        if i >= 240:
+        if i >= 240 or (self.topology == "two_clusters" and i >= 90):
             raise HarnessError("too many peers")
         data_dir = os.path.join(self.root, f"p{i}")
         log_path = os.path.join(self.root, f"p{i}.log")
+        if self.topology == "two_clusters":
+            if role is None:
+                if i >= len(self.layout):
+                    raise HarnessError(f"no role for peer {i}: pass role=")
+                role = self.layout[i]
+            elif i < len(self.layout):
+                self.layout[i] = role
+            else:
+                self.layout.append(role)
+            return self._add_two_cluster_peer(i, role, data_dir, log_path)
         if self.topology == "flat":
             ip = f"{FLAT_NET}.{10 + i}"
             ns = self.net.add_host(i, [("br0", f"{ip}/24")])
@@ -532,9 +603,86 @@ class Cluster:
         self.peers.append(p)
         return i
 
+    def _add_two_cluster_peer(self, i, role, data_dir, log_path):
+        cluster, front = role[0], role.endswith("-front")
+        net, bridge = TWO_CLUSTER_NETS[cluster], TWO_CLUSTER_BRIDGES[cluster]
+        private = f"{net}.{10 + i}"
+        links = [(bridge, f"{private}/24")]
+        public = f"{PUBLIC_NET}.{10 + i}" if front else None
+        if front:
+            links.append((PUBLIC_BRIDGE, f"{public}/24"))
+        ns = self.net.add_host(i, links)
+        p = Peer(i, data_dir, log_path, public or private, ns)
+        p.cluster, p.front = cluster, front
+        p.private_ip, p.public_ip = private, public
+        self.peers.append(p)
+        if front:
+            _run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                 input=ISOLATE_RULES)
+            for q in self.peers[:-1]:
+                if q.cluster == cluster and not q.front:
+                    self._front_route(q, p)
+        else:
+            for q in self.peers[:-1]:
+                if q.cluster == cluster and q.front:
+                    self._front_route(p, q)
+        return i
+
+    def _front_route(self, host, front):
+        """host reaches front's public address through its private one."""
+        _run(["ip", "-n", host.ns, "route", "replace",
+              f"{front.public_ip}/32", "via", front.private_ip])
+
+    def add_outside(self):
+        """two_clusters: a namespace on the public bridge only (not a
+        peer), at 198.18.0.(200+k); returns its name."""
+        if self.topology != "two_clusters":
+            raise HarnessError("add_outside is for two_clusters")
+        k = self._outside
+        if k >= 50:
+            raise HarnessError("too many outside namespaces")
+        self._outside += 1
+        return self.net.add_host(200 + k,
+                                 [(PUBLIC_BRIDGE, f"{PUBLIC_NET}.{200 + k}/24")])
+
+    def fronts(self, cluster=None):
+        """two_clusters: indexes of the front-ends (of cluster)."""
+        return [p.index for p in self.peers if p.front and
+                (cluster is None or p.cluster == cluster)]
+
+    def private_hosts(self, cluster=None):
+        """two_clusters: indexes of the private hosts (of cluster)."""
+        return [p.index for p in self.peers
+                if p.cluster and not p.front and
+                (cluster is None or p.cluster == cluster)]
+
+    def _start_two_clusters(self):
+        """Peer 0 makes the cloud; the other front-ends join it; each
+        private host joins its own cluster's front-ends."""
+        self.init(0)
+        self.start(0)
+        self.token = self.make_token(0)
+        for cl in TWO_CLUSTER_NETS:
+            addrs = [f"{self.peers[k].public_ip}:{GOSSIP_PORT}"
+                     for k in self.fronts(cl)]
+            if addrs:
+                args = []
+                for a in addrs:
+                    args += ["--addr", a]
+                cp = self.cli(0, "token", *args, check=True)
+                self.cluster_tokens[cl] = cp.stdout.strip()
+        for group in (self.fronts(), self.private_hosts()):
+            group = [k for k in group if k != 0]
+            for k in group:
+                self.start(k, wait=False)
+            for k in group:
+                self.wait_ready(k)
+
     def start_all(self):
         """Inits peer 0, starts it, then starts every other peer joining it,
         and waits until each answers status."""
+        if self.topology == "two_clusters":
+            return self._start_two_clusters()
         self.init(0)
         if not self.join:
             for p in self.peers[1:]:
@@ -645,8 +793,20 @@ class Cluster:
             argv += ["--name", name]
         if self.zones and i < len(self.zones) and self.zones[i]:
             argv += ["--zone", self.zones[i]]
-        if self.join and self.token and not p.initialised:
-            argv += ["--join", self.token]
+        elif p.cluster:
+            argv += ["--zone", TWO_CLUSTER_ZONES[p.cluster]]
+        token = self.token
+        if p.cluster and not p.front:
+            token = self.cluster_tokens.get(p.cluster) or token
+        if self.join and token and not p.initialised:
+            argv += ["--join", token]
+        if p.front:
+            given = (list(self.peer_args.get(i, [])) if isinstance(
+                self.peer_args, dict) else list(self.peer_args)) + list(extra)
+            if "--gateway" not in given:
+                argv.append("--gateway")
+            if "--advertise" not in given:
+                argv += ["--advertise", p.listen]
         if isinstance(self.peer_args, dict):
             argv += list(self.peer_args.get(i, []))
         else:
@@ -893,15 +1053,16 @@ class Cluster:
 
     # -- faults (flat topology) --------------------------------------------
 
-    def link(self, i, up):
-        self._need_net().link_set(i, up)
+    def link(self, i, up, k=0):
+        self._need_net().link_set(i, up, k)
 
-    def netem(self, i, spec):
-        self._need_net().netem(i, spec)
+    def netem(self, i, spec, k=0):
+        self._need_net().netem(i, spec, k)
 
     def _need_net(self):
         if self.net is None:
-            raise HarnessError("network faults need the flat topology")
+            raise HarnessError("network faults need the flat or "
+                               "two_clusters topology")
         return self.net
 
 

@@ -51,8 +51,11 @@ static void test_two_zones(void)
 	/* g1: g2 as a fallback, never itself. */
 	CHECK_EQ_U64(m[1].n_relays, 1);
 	CHECK_EQ_U64(m[1].relays[0], 0);
-	/* A gateway sends outside traffic itself. */
+	/* A gateway sends outside traffic itself, and reaches hb through
+	 * B's gateways only (never bouncing through g1 or g2). */
 	CHECK(overlay_plan(m, 6, "A", true) == -1);
+	CHECK_EQ_U64(m[3].n_relays, 1);
+	CHECK_EQ_U64(m[3].relays[0], 2);
 	/* Failover: g1 dies, g2 takes outside traffic. */
 	m[1].alive = false;
 	CHECK(overlay_plan(m, 6, "A", false) == 0);
@@ -60,9 +63,26 @@ static void test_two_zones(void)
 	CHECK_EQ_U64(m[3].relays[0], 0);
 }
 
+/* Outside traffic goes to the gateway that holds the public pool, so an
+ * elastic IP's replies leave where its DNAT is; by id otherwise. */
+static void test_pool_gateway(void)
+{
+	struct overlay_member m[3];
+	member(&m[0], "g1", "A", true, true, false);
+	member(&m[1], "g2", "A", true, true, false);
+	member(&m[2], "ha", "A", false, true, false);
+	CHECK(overlay_plan(m, 3, "A", false) == 0);
+	m[1].pool = true;
+	CHECK(overlay_plan(m, 3, "A", false) == 1);
+	/* The pool's gateway dies: the other still carries outside traffic. */
+	m[1].alive = false;
+	CHECK(overlay_plan(m, 3, "A", false) == 0);
+}
+
 int main(void)
 {
 	RUN(test_flat);
 	RUN(test_two_zones);
+	RUN(test_pool_gateway);
 	return check_summary();
 }
