@@ -35,12 +35,16 @@ void gossip_enc_envelope(struct mc_buf *b, uint32_t nmsgs)
 	mc_pack_array(b, nmsgs);
 }
 
-void gossip_enc_ping(struct mc_buf *b, uint32_t seq, uint64_t target)
+/* A quiet ping asks for a bare ack, with no broadcasts riding on it. */
+void gossip_enc_ping(struct mc_buf *b, uint32_t seq, uint64_t target,
+                     bool quiet)
 {
-	mc_pack_map(b, 3);
+	mc_pack_map(b, quiet ? 4 : 3);
 	mc_pack_kv_uint(b, "t", GOSSIP_MSG_PING);
 	mc_pack_kv_uint(b, "s", seq);
 	pack_id(b, "n", target);
+	if (quiet)
+		mc_pack_kv_bool(b, "q", true);
 }
 
 /* ack and nack */
@@ -225,6 +229,8 @@ int gossip_dec_msg(const struct mc_val *v, struct gossip_msg *m)
 	switch (m->type) {
 	case GOSSIP_MSG_PING:
 		if (!get_u32(v, "s", &m->seq) || !get_id(v, "n", &m->node))
+			return -EBADMSG;
+		if (mc_map_get(v, "q") && !mc_get_bool(v, "q", &m->quiet))
 			return -EBADMSG;
 		return 0;
 	case GOSSIP_MSG_ACK:

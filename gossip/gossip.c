@@ -325,7 +325,10 @@ void gossip_dispatch(struct gossip *g, const struct mc_addr *from,
 		}
 		mc_buf_reset(&g->msgs);
 		gossip_enc_seq(&g->msgs, GOSSIP_MSG_ACK, m->seq);
-		gossip_send(g, from, 1);
+		if (m->quiet)
+			gossip_send_only(g, from, 1);
+		else
+			gossip_send(g, from, 1);
 		return;
 	case GOSSIP_MSG_PING_REQ:
 		if (m->node != g->self_key)

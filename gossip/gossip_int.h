@@ -46,6 +46,7 @@ struct gossip_msg {
 	uint64_t node; /* ping/ping-req target, suspect/dead subject */
 	uint64_t from; /* suspect/dead accuser */
 	bool want_nack;
+	bool quiet;              /* ping: ack without broadcasts */
 	struct mc_addr addr;     /* ping-req target */
 	struct gossip_node info; /* alive */
 	uint8_t state;           /* snapshot entries only */
@@ -289,7 +290,8 @@ uint32_t gossip_dissem_fill(struct gossip_dissem *d, uint32_t limit,
 uint32_t gossip_retransmit_limit(const struct gossip *g);
 
 /* codec.c */
-void gossip_enc_ping(struct mc_buf *b, uint32_t seq, uint64_t target);
+void gossip_enc_ping(struct mc_buf *b, uint32_t seq, uint64_t target,
+                     bool quiet);
 void gossip_enc_seq(struct mc_buf *b, enum gossip_msg_type t, uint32_t seq);
 void gossip_enc_ping_req(struct mc_buf *b, uint32_t seq, uint64_t target,
                          const struct mc_addr *addr, bool want_nack);

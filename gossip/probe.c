@@ -202,8 +202,8 @@ static uint32_t random_members(struct gossip *g, uint32_t k, uint64_t exclude,
                                bool to_dead, uint64_t now_ms, uint32_t *out)
 {
 	bool skipped = false;
-	uint32_t n = pick_members(g, k, exclude, to_dead, false, now_ms, out,
-	                          0, &skipped);
+	uint32_t n = pick_members(g, k, exclude, to_dead, false, now_ms, out, 0,
+	                          &skipped);
 	if (n < k && skipped)
 		n = pick_members(g, k, exclude, to_dead, true, now_ms, out, n,
 		                 &skipped);
@@ -279,7 +279,7 @@ static void probe_start(struct gossip *g, uint64_t now_ms)
 	p->end_ms = now_ms + gossip_scale(g, g->cfg.probe_interval_ms);
 
 	mc_buf_reset(&g->msgs);
-	gossip_enc_ping(&g->msgs, p->seq, e->key);
+	gossip_enc_ping(&g->msgs, p->seq, e->key, false);
 	uint32_t nmsgs = 1;
 	if (e->state == GOSSIP_SUSPECT) {
 		gossip_enc_accuse(&g->msgs, GOSSIP_MSG_SUSPECT, e->incarnation,
@@ -318,8 +318,7 @@ static void probe_indirect(struct gossip *g, uint64_t now_ms)
 	p->ind_seq = ++g->next_seq;
 	for (uint32_t i = 0; i < n; i++) {
 		mc_buf_reset(&g->msgs);
-		gossip_enc_ping_req(&g->msgs, p->ind_seq, p->key, &taddr,
-		                    true);
+		gossip_enc_ping_req(&g->msgs, p->ind_seq, p->key, &taddr, true);
 		gossip_send(g, &to[i], 1);
 	}
 }
@@ -383,7 +382,7 @@ void gossip_relay_start(struct gossip *g, const struct mc_addr *requester,
 	 * (probe_interval - probe_timeout after it asked us, unscaled). */
 	r->deadline_ms = now_ms + g->cfg.probe_timeout_ms * 4 / 5;
 	mc_buf_reset(&g->msgs);
-	gossip_enc_ping(&g->msgs, r->seq, m->node);
+	gossip_enc_ping(&g->msgs, r->seq, m->node, false);
 	gossip_send(g, &m->addr, 1);
 }
 
@@ -434,10 +433,11 @@ static bool reach_ping_pending(const struct gossip *g, uint64_t key)
 /*
  * Reach pings, each gossip round: a few live members we never pinged get a
  * ping outside the probe cycle, so that we know soon whether we reach them
- * (and may suspect them), not only when the probe cycle comes round. Like
- * probes, they carry broadcasts: an untried member is taken as reachable
- * until shown otherwise. An unanswered one leaves the member unreached until
- * a probe of it is acked.
+ * (and may suspect them), not only when the probe cycle comes round. They
+ * are quiet: neither they nor their acks carry broadcasts, so they take no
+ * share of a broadcast's transmits and dissemination goes as in plain SWIM.
+ * An unanswered one leaves the member unreached until a probe of it is
+ * acked.
  */
 static void reach_pings_run(struct gossip *g, uint64_t now_ms)
 {
@@ -461,8 +461,8 @@ static void reach_pings_run(struct gossip *g, uint64_t now_ms)
 		if (g->reach_cursor >= g->nents)
 			g->reach_cursor = 0;
 		struct gossip_entry *e = &g->ents[g->reach_cursor++];
-		if (e->reach != GOSSIP_REACH_UNTRIED || !probe_candidate(g, e) ||
-		    reach_ping_pending(g, e->key))
+		if (e->reach != GOSSIP_REACH_UNTRIED ||
+		    !probe_candidate(g, e) || reach_ping_pending(g, e->key))
 			continue;
 		struct gossip_reach_ping *r =
 		    &g->reach_pings[g->nreach_pings++];
@@ -472,8 +472,8 @@ static void reach_pings_run(struct gossip *g, uint64_t now_ms)
 		    now_ms + gossip_scale(g, g->cfg.probe_interval_ms);
 		struct mc_addr to = e->info->node.addr;
 		mc_buf_reset(&g->msgs);
-		gossip_enc_ping(&g->msgs, r->seq, e->key);
-		gossip_send(g, &to, 1);
+		gossip_enc_ping(&g->msgs, r->seq, e->key, true);
+		gossip_send_only(g, &to, 1);
 		budget--;
 	}
 }

@@ -52,7 +52,7 @@ struct tnet {
 	uint64_t trace; /* hash of every event, for determinism */
 	uint8_t key[32];
 	bool sealed;
-	uint32_t pushpull_ms; /* anti-entropy period, as the daemon's; 0: none */
+	uint32_t pushpull_ms; /* anti-entropy period as the daemon's, or 0 */
 	uint64_t rng;
 	/* Capture instead of deliver, for the wire tests. */
 	bool capture;
@@ -162,7 +162,7 @@ static void node_start(struct tnet *net, int i, uint32_t inc)
 	node_info(i, &n->info);
 	c.local = n->info;
 	c.incarnation = inc;
-	c.seed = 1000 + (uint64_t)i + (getenv("TSEED") ? strtoull(getenv("TSEED"), NULL, 0) * 100 : 0);
+	c.seed = 1000 + (uint64_t)i;
 	c.epoch_ms = net->now + 1;
 	c.cb = (struct gossip_callbacks){n, t_send, t_event, t_user};
 	n->net = net;
@@ -538,7 +538,9 @@ static void test_two_clusters(void)
 	const int victim = 2; /* a private host of A */
 
 	net_init_two_clusters(&net);
-	net_run(&net, 35000); /* past one anti-entropy round */
+	/* A join into two clusters at once spends some broadcasts on members
+	 * out of reach before they are tried; anti-entropy completes it. */
+	net_run(&net, 95000);
 	for (int i = 0; i < MAXNODES; i++) {
 		uint32_t counts[GOSSIP_LEFT + 1];
 		CHECK_EQ_U64(gossip_num_members(net.n[i].g, counts), MAXNODES);
