@@ -123,8 +123,11 @@ static int ssh_blob(EVP_PKEY *pkey, struct mc_buf *blob)
 		return -ENOTSUP;
 	BIGNUM *n = NULL, *e = NULL;
 	int r = -EINVAL;
+	/* An exponent that is even or below 3 (DER allows 0) is no RSA key,
+	 * and its OpenSSH line would not read back. */
 	if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
-	    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1) {
+	    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 &&
+	    BN_is_odd(e) && !BN_is_one(e)) {
 		ssh_put_cstr(blob, SSH_RSA);
 		ssh_put_bn(blob, e);
 		ssh_put_bn(blob, n);
