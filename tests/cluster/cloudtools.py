@@ -336,3 +336,93 @@ def boto3_call(c, op, i=0, python=None, **args):
     if cp.returncode != 0:
         raise AssertionError(f"{op}: {cp.stderr[-600:]}")
     return json.loads(cp.stdout)
+
+
+# ---- scripts run inside test namespaces (python3 -c SCRIPT ARGS...) -----
+
+# Captures the first 5 tunnel packets (UDP to port 7701) on IFACE whose
+# IPv4 source ("src") or destination ("dst") is ADDR, of KIND "transport"
+# (a type-4 packet) or "relay" (a relay header carrying one); prints their
+# payloads as hex. Args: IFACE src|dst ADDR KIND.
+TUNNEL_SNIFF = r"""
+import socket, struct, sys
+iface, side, addr, kind = sys.argv[1:5]
+want = socket.inet_aton(addr)
+at = 26 if side == "src" else 30
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((iface, 0))
+s.settimeout(10)
+out = []
+while len(out) < 5:
+    f = s.recv(65536)
+    if len(f) < 14 + 20 + 8 or f[12:14] != b"\x08\x00" or f[23] != 17:
+        continue
+    if f[at:at + 4] != want:
+        continue
+    ihl = (f[14] & 15) * 4
+    udp = f[14 + ihl:]
+    payload = udp[8:]
+    if struct.unpack("!H", udp[2:4])[0] != 7701:
+        continue
+    if kind == "relay":
+        ok = (payload[:1] == b"\x05" and payload[20:21] == b"\x04"
+              and len(payload) > 84)
+    else:
+        ok = payload[:1] == b"\x04" and len(payload) > 64
+    if ok:
+        out.append(payload.hex())
+print(" ".join(out))
+"""
+
+# Sends each HEX payload as one UDP datagram to ADDR:7701. Args: ADDR HEX...
+TUNNEL_SEND = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for h in sys.argv[2:]:
+    s.sendto(bytes.fromhex(h), (sys.argv[1], 7701))
+"""
+
+# A TCP echo server on port 7777: answers "echo:" + each line, one per
+# connection; prints "ready" once listening. Args: [IDLE_S] (exit after that
+# long without a connection; none: until killed).
+TCP_ECHO_SERVER = r"""
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7777))
+s.listen(4)
+if len(sys.argv) > 1:
+    s.settimeout(float(sys.argv[1]))
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.settimeout(20)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    c.sendall(b"echo:" + data)
+    c.close()
+"""
+
+# Sends SIZE bytes and a newline to ADDR:7777 and checks the echo; prints
+# "ok LEN". Args: ADDR SIZE CONNECT_TIMEOUT_S IO_TIMEOUT_S.
+TCP_ECHO_CLIENT = r"""
+import socket, sys
+c = socket.create_connection((sys.argv[1], 7777),
+                             timeout=float(sys.argv[3]))
+c.settimeout(float(sys.argv[4]))
+payload = b"x" * int(sys.argv[2]) + b"\n"
+c.sendall(payload)
+got = b""
+while True:
+    chunk = c.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+assert got == b"echo:" + payload, len(got)
+print("ok", len(got))
+"""
+

@@ -13,45 +13,13 @@ import tempfile
 import time
 import unittest
 
+from cloudtools import TCP_ECHO_CLIENT, TCP_ECHO_SERVER
 from harness import Cluster, bounded_wait
 from test_hostnet import Guest, UDHCPC_SCRIPT, lease, read_env, sh
 
 PEER_ARGS = ["--virt-uri", "test:///default", "--log-level", "debug"]
 
-TCP_SERVER = r"""
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7777))
-s.listen(4)
-s.settimeout(60)
-while True:
-    c, _ = s.accept()
-    c.settimeout(20)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    c.sendall(b"echo:" + data)
-    c.close()
-"""
 
-TCP_CLIENT = r"""
-import socket, sys
-c = socket.create_connection((sys.argv[1], 7777), timeout=10)
-payload = b"x" * 200000 + b"\n"   # many segments: more than one MTU
-c.sendall(payload)
-got = b""
-while True:
-    chunk = c.recv(65536)
-    if not chunk:
-        break
-    got += chunk
-assert got == b"echo:" + payload, len(got)
-print("ok", len(got))
-"""
 
 
 def overlay(c, i):
@@ -95,12 +63,14 @@ class OverlayTest(unittest.TestCase):
 
     def tcp(self, client, server, ip):
         srv = subprocess.Popen(
-            ["ip", "netns", "exec", server.ns, "python3", "-c", TCP_SERVER],
+            ["ip", "netns", "exec", server.ns, "python3", "-c",
+             TCP_ECHO_SERVER, "60"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             def answered():
                 cp = sh("ip", "netns", "exec", client.ns, "python3", "-c",
-                        TCP_CLIENT, ip, timeout=60, check=False)
+                        TCP_ECHO_CLIENT, ip, "200000", "10", "10",
+                        timeout=60, check=False)
                 return cp.returncode == 0 and cp.stdout.startswith("ok")
             bounded_wait(answered, 30, f"TCP {client.ns} -> {ip}",
                          interval=0.5)

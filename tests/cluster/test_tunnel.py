@@ -26,6 +26,8 @@ import tempfile
 import threading
 import time
 
+from cloudtools import TUNNEL_SEND, TUNNEL_SNIFF
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TAG = "ovt%d" % (os.getpid() % 100000)
 NS = {k: TAG + k for k in ("hub", "a", "b", "c", "ia", "ib")}
@@ -174,33 +176,7 @@ def tcp_transfer():
     return r.stdout.strip()
 
 
-SNIFF = r"""
-import socket, struct, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind(("eth0", 0))
-s.settimeout(10)
-out = []
-while len(out) < 5:
-    f = s.recv(65536)
-    if len(f) < 14 + 20 + 8 or f[12:14] != b"\x08\x00" or f[23] != 17:
-        continue
-    if f[30:34] != socket.inet_aton("10.77.0.2"):
-        continue  # B's own packets to A
-    ihl = (f[14] & 15) * 4
-    udp = f[14 + ihl:]
-    dport = struct.unpack("!H", udp[2:4])[0]
-    payload = udp[8:]
-    if dport == 7701 and payload[:1] == b"\x04" and len(payload) > 64:
-        out.append(payload.hex())
-print(" ".join(out))
-"""
 
-SEND = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for h in sys.argv[1:]:
-    s.sendto(bytes.fromhex(h), ("10.77.0.2", 7701))
-"""
 
 
 def main():
@@ -235,7 +211,8 @@ def main():
 
         # Capture some of A's transport packets on B's underlay.
         sniff = subprocess.Popen(["ip", "netns", "exec", NS["b"],
-                                  sys.executable, "-c", SNIFF],
+                                  sys.executable, "-c", TUNNEL_SNIFF,
+                                  "eth0", "dst", "10.77.0.2", "transport"],
                                  stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)
         ping("ia", "10.9.2.10", count=8, extra=("-i", "0.1", "-s", "200"))
@@ -255,7 +232,8 @@ def main():
         junk = ["01000000" + "00" * 128, "02000000" + "11" * 72, "0400",
                 "07000000" + "00" * 40, "04010000" + "00" * 40]
         before = b.counters()
-        sh(sys.executable, "-c", SEND, *captured, *forged, *other_index,
+        sh(sys.executable, "-c", TUNNEL_SEND, "10.77.0.2", *captured,
+           *forged, *other_index,
            *junk, ns="c")
         time.sleep(0.5)
         after = b.counters()

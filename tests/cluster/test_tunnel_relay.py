@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 
+from cloudtools import TUNNEL_SEND, TUNNEL_SNIFF
 from test_tunnel import Node, ovl_node_path
 
 import test_tunnel
@@ -134,34 +135,7 @@ def tcp_transfer():
     return r.stdout.strip()
 
 
-# Relayed transport packets from the public network to GB, for B1.
-SNIFF = r"""
-import socket, struct, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind(("eth1", 0))
-s.settimeout(10)
-out = []
-while len(out) < 5:
-    f = s.recv(65536)
-    if len(f) < 14 + 20 + 8 or f[12:14] != b"\x08\x00" or f[23] != 17:
-        continue
-    if f[30:34] != socket.inet_aton("198.18.0.4"):
-        continue
-    ihl = (f[14] & 15) * 4
-    udp = f[14 + ihl:]
-    payload = udp[8:]
-    if (struct.unpack("!H", udp[2:4])[0] == 7701 and payload[:1] == b"\x05"
-            and payload[20:21] == b"\x04" and len(payload) > 84):
-        out.append(payload.hex())
-print(" ".join(out))
-"""
 
-SEND = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for h in sys.argv[1:]:
-    s.sendto(bytes.fromhex(h), ("198.18.0.4", 7701))
-"""
 
 
 def main():
@@ -245,7 +219,8 @@ def main():
 
         # Capture A1's relayed transport packets arriving at GB.
         sniff = subprocess.Popen(["ip", "netns", "exec", NS["gb"],
-                                  sys.executable, "-c", SNIFF],
+                                  sys.executable, "-c", TUNNEL_SNIFF,
+                                  "eth1", "dst", "198.18.0.4", "relay"],
                                  stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)
         ping("a1", "10.9.2.1", count=8, extra=("-i", "0.1", "-s", "200"))
@@ -273,7 +248,8 @@ def main():
             "0504",
         ]
         before = {n: x.counters() for n, x in (("b1", b1), ("gb", gb))}
-        sh(sys.executable, "-c", SEND, *captured, *forged, *refused,
+        sh(sys.executable, "-c", TUNNEL_SEND, "198.18.0.4", *captured,
+           *forged, *refused,
            ns="c")
         time.sleep(0.5)
         after = {n: x.counters() for n, x in (("b1", b1), ("gb", gb))}

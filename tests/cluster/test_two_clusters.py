@@ -52,7 +52,8 @@ import tempfile
 import time
 import unittest
 
-from cloudtools import boto3_call, put_instance_record
+from cloudtools import (TCP_ECHO_CLIENT, TCP_ECHO_SERVER, TUNNEL_SEND,
+                        TUNNEL_SNIFF, boto3_call, put_instance_record)
 from harness import Cluster, bounded_wait
 from test_hostnet import Guest, UDHCPC_SCRIPT, lease, read_env, sh
 from test_secgroups import SERVER, PROBE as PROBE_SG
@@ -63,72 +64,9 @@ POOL = "198.18.0.100-198.18.0.110"
 EIP = "198.18.0.100"
 FA, FB, FA2, HA, HA2, HB, HB2 = range(7)
 
-TCP_SERVER = r"""
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7777))
-s.listen(4)
-print("ready", flush=True)
-while True:
-    c, _ = s.accept()
-    c.settimeout(20)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    c.sendall(b"echo:" + data)
-    c.close()
-"""
 
-TCP_CLIENT = r"""
-import socket, sys
-c = socket.create_connection((sys.argv[1], 7777), timeout=5)
-c.settimeout(10)
-payload = b"x" * 300000 + b"\n"
-c.sendall(payload)
-got = b""
-while True:
-    chunk = c.recv(65536)
-    if not chunk:
-        break
-    got += chunk
-assert got == b"echo:" + payload, len(got)
-print("ok", len(got))
-"""
 
-# Relayed transport packets (relay header 0x05, inner type 4) that a
-# private host sends to the front-end on eth0; printed as hex.
-SNIFF = r"""
-import socket, struct, sys
-src = socket.inet_aton(sys.argv[1])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind(("eth0", 0))
-s.settimeout(10)
-out = []
-while len(out) < 5:
-    f = s.recv(65536)
-    if len(f) < 14 + 20 + 8 or f[12:14] != b"\x08\x00" or f[23] != 17:
-        continue
-    if f[26:30] != src:
-        continue
-    ihl = (f[14] & 15) * 4
-    udp = f[14 + ihl:]
-    payload = udp[8:]
-    if (struct.unpack("!H", udp[2:4])[0] == 7701 and payload[:1] == b"\x05"
-            and payload[20:21] == b"\x04" and len(payload) > 84):
-        out.append(payload.hex())
-print(" ".join(out))
-"""
 
-SEND = r"""
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for h in sys.argv[2:]:
-    s.sendto(bytes.fromhex(h), (sys.argv[1], 7701))
-"""
 
 
 def log(msg):
@@ -188,8 +126,9 @@ class TwoClustersTest(unittest.TestCase):
         return time.monotonic() - t0
 
     def tcp(self, client_ns, ip):
-        cp = sh("ip", "netns", "exec", client_ns, PYTHON, "-c", TCP_CLIENT,
-                ip, timeout=60, check=False)
+        cp = sh("ip", "netns", "exec", client_ns, PYTHON, "-c",
+                TCP_ECHO_CLIENT, ip, "300000", "5", "10", timeout=60,
+                check=False)
         return cp.returncode == 0 and cp.stdout.startswith("ok")
 
     def serve(self, ns, script, *args):
@@ -383,8 +322,8 @@ class TwoClustersTest(unittest.TestCase):
         self.timings["groups applied"] = time.monotonic() - t0
         log(f"instances: a {self.la['ip']} on p3, b {self.lb['ip']} on p5, "
             f"w {self.lw['ip']} on p6")
-        self.serve(self.gb.ns, TCP_SERVER)
-        self.serve(self.ga.ns, TCP_SERVER)
+        self.serve(self.gb.ns, TCP_ECHO_SERVER)
+        self.serve(self.ga.ns, TCP_ECHO_SERVER)
 
     def cross_traffic(self):
         c = self.c
@@ -502,7 +441,8 @@ class TwoClustersTest(unittest.TestCase):
         c = self.c
         g = c.peers[self.relay_a]
         sniff = subprocess.Popen(["ip", "netns", "exec", g.ns, PYTHON, "-c",
-                                  SNIFF, c.peers[HA].private_ip],
+                                  TUNNEL_SNIFF, "eth0", "src",
+                                  c.peers[HA].private_ip, "relay"],
                                  stdout=subprocess.PIPE, text=True)
         self.procs.append(sniff)
         time.sleep(0.5)
@@ -529,13 +469,13 @@ class TwoClustersTest(unittest.TestCase):
             return {i: self.overlay(i)["counters"]["dropped"]
                     for i in (g.index, HB)}
         before = drops()
-        sh("ip", "netns", "exec", self.outside, PYTHON, "-c", SEND,
+        sh("ip", "netns", "exec", self.outside, PYTHON, "-c", TUNNEL_SEND,
            g.public_ip, *captured, *forged, *refused,
            *junk, timeout=30)
         # Initiations of the right size whose MACs are not under the
         # front-end's key (what an initiation made for a wrong key is).
         wrong = ["01000000" + os.urandom(128).hex() for _ in range(3)]
-        sh("ip", "netns", "exec", self.outside, PYTHON, "-c", SEND,
+        sh("ip", "netns", "exec", self.outside, PYTHON, "-c", TUNNEL_SEND,
            g.public_ip, *wrong, timeout=30)
         time.sleep(0.5)
         after = drops()
