@@ -19,6 +19,7 @@
  */
 #include "hostnet.h"
 
+#include "conntrack.h"
 #include "crypto.h"
 #include "dhcp.h"
 #include "hostnet_int.h"
@@ -284,6 +285,23 @@ static unsigned lease_find(const struct peer_hostnet *h, const char *id)
 	return 0;
 }
 
+/* A lease changing hands: the previous holder's tracked flows must not
+ * admit anything to the next (peer/conntrack.h). */
+static void lease_forget_flows(const struct peer_hostnet *h, unsigned i)
+{
+	char ip[16];
+	ip_text(h->slice + i, ip);
+	int n = peer_conntrack_forget(h->slice + i);
+	if (n < 0)
+		mc_warn("hostnet", "cannot forget %s's tracked connections: %s",
+		        ip, strerror(-n));
+	else if (n > 0)
+		mc_info("hostnet",
+		        "%s changes hands: forgot %d tracked "
+		        "connections",
+		        ip, n);
+}
+
 static int lease_set(struct peer_hostnet *h, unsigned i, const char *id)
 {
 	char key[32];
@@ -315,6 +333,7 @@ int peer_hostnet_lease(struct peer *p, const char *instance_id, char ip[16],
 		int r = lease_set(h, i, instance_id);
 		if (r)
 			return r;
+		lease_forget_flows(h, i);
 	}
 	/* A (re)started instance tells of its address again. */
 	h->announced[i] = false;
@@ -334,6 +353,7 @@ void peer_hostnet_release(struct peer *p, const char *instance_id)
 		mc_warn("hostnet", "cannot release the lease of %s",
 		        instance_id);
 	h->announced[i] = false;
+	lease_forget_flows(h, i);
 }
 
 const char *peer_hostnet_bridge(const struct peer *p)

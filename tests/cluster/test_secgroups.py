@@ -13,7 +13,13 @@ the EC2 API with boto3, the real path.
 B reaches A on 22 but not on 8080; A does not reach B (the default group
 admits only its own members); C reaches B. AuthorizeSecurityGroupIngress
 for 8080 opens it within seconds, RevokeSecurityGroupIngress closes it
-again."""
+again.
+
+Then B's address changes hands: B is terminated, its lease released and
+given to a new instance D in "web" (the same address, the same
+namespace). A UDP flow C had with B (C and B share the default group)
+must not let C into D, whom "web" admits on tcp/22 only: the host forgets
+an address's tracked connections when its lease changes hands."""
 
 import os
 import subprocess
@@ -23,7 +29,7 @@ import unittest
 
 from cloudtools import boto3_call, put_instance_record
 from harness import Cluster, bounded_wait
-from test_hostnet import Guest, lease, sh
+from test_hostnet import Guest, ctl, lease, sh
 
 PYTHON = sys.executable or "python3"
 
@@ -46,6 +52,31 @@ print("ready", flush=True)
 threading.Event().wait()
 """
 
+# Echoes UDP datagrams on the given port.
+UDP_ECHO = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    data, addr = s.recvfrom(2048)
+    s.sendto(data, addr)
+"""
+
+# One datagram from a fixed source port (the same flow every time).
+UDP_PROBE = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 40999))
+s.settimeout(1.5)
+s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+try:
+    print("echo" if s.recv(16) == b"ping" else "odd")
+except OSError:
+    print("silent")
+"""
+
 PROBE = r"""
 import socket, sys
 try:
@@ -63,10 +94,15 @@ class SecurityGroupTest(unittest.TestCase):
                 str(port), timeout=20)
         return cp.stdout.split()[0]
 
-    def put_instance(self, c, host, account, iid, ip, groups):
+    def udp_probe(self, guest, ip, port):
+        cp = sh("ip", "netns", "exec", guest.ns, PYTHON, "-c", UDP_PROBE,
+                ip, str(port), timeout=20)
+        return cp.stdout.split()[0]
+
+    def put_instance(self, c, host, account, iid, ip, groups, state=16):
         put_instance_record(c, {
             "id": iid, "account": account, "host": host, "private_ip": ip,
-            "state": 16,
+            "state": state,
             "groups": [{"id": g, "name": n} for g, n in groups]})
 
     def test_ingress_authorize_revoke(self):
@@ -89,7 +125,7 @@ class SecurityGroupTest(unittest.TestCase):
                 boto3_call(c, "authorize_security_group_ingress", GroupId=web,
                            IpPermissions=ssh)
 
-                ids = {k: f"i-0{k}{pid:015x}"[:19] for k in "abc"}
+                ids = {k: f"i-0{k}{pid:015x}"[:19] for k in "abcd"}
                 leases = {k: lease(p0, ids[k]) for k in "abc"}
                 ip = {k: leases[k]["ip"] for k in "abc"}
                 g = {}
@@ -146,6 +182,33 @@ class SecurityGroupTest(unittest.TestCase):
                 self.assertEqual(self.probe(g["b"], ip["a"], 22), "open")
                 print(f"authorize took effect in {opened:.2f} s, revoke in "
                       f"{closed:.2f} s", file=sys.stderr)
+
+                # B's address changes hands: C's flow with B is forgotten.
+                s = subprocess.Popen(
+                    ["ip", "netns", "exec", g["b"].ns, PYTHON, "-c",
+                     UDP_ECHO, "9999"], stdout=subprocess.PIPE, text=True)
+                servers.append(s)
+                self.assertEqual(s.stdout.readline().strip(), "ready")
+                for _ in range(3):   # replies seen: an assured flow
+                    self.assertEqual(self.udp_probe(g["c"], ip["b"], 9999),
+                                     "echo")
+                self.put_instance(c, host, account, ids["b"], ip["b"],
+                                  groups["b"], state=48)
+                r = ctl(p0, {"cmd": "hostnet-lease", "id": ids["b"],
+                             "release": True})
+                self.assertTrue(r.get("ok"), r)
+                d = lease(p0, ids["d"])
+                self.assertEqual(d["ip"], ip["b"], "the lease is reused")
+                self.assertIn(f"{ip['b']} changes hands: forgot", c.log(0))
+                self.put_instance(c, host, account, ids["d"], ip["b"],
+                                  [(web, "web")])
+                chain = f"chain in_{ids['d'][2:]}"
+                bounded_wait(lambda: chain in sh(
+                    "ip", "netns", "exec", p0.ns, "nft", "list", "table",
+                    "inet", "mallee").stdout, 20, "D's ingress chain")
+                self.assertEqual(self.probe(g["c"], ip["b"], 22), "open")
+                self.assertEqual(self.udp_probe(g["c"], ip["b"], 9999),
+                                 "silent")
                 self.assertNotIn("ruleset refused", c.log(0))
             finally:
                 for s in servers:
