@@ -1,14 +1,17 @@
 /*
  * NAT on gateway peers (see gateway_nat.h). The applier follows the
- * records as secgroups.c does: a timer compares the store's bucket digests
- * every NAT_TICK_MS, and once they changed and held still for a tick the
- * table is rebuilt from the records, applied when its text differs from the
- * last one applied, and the elastic IPs on the public interface are brought
- * in step (added before the table names them, removed after). Addresses go
+ * records as secgroups.c does: a timer reads the store's change counters of
+ * addresses and instances every NAT_TICK_MS, and once they moved and held
+ * still for a tick the table is rebuilt from the records, applied when its
+ * text differs from the last one applied, and the elastic IPs on the public
+ * interface are brought in step (added before the table names them,
+ * removed after). Addresses go
  * through hostnet_link.c (libnl), rulesets through secgroups_nft.c
- * (libnftables): this file includes neither library.
+ * (libnftables): this file includes neither library. The pool parser
+ * and the compiler, which need none of this, are gateway_nat_compile.c.
  */
 #include "gateway_nat.h"
+#include "gateway_nat_int.h"
 
 #include "hostnet_int.h"
 #include "instance.h"
@@ -20,7 +23,6 @@
 #include "wire.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -44,187 +46,15 @@ struct peer_gateway_nat {
 	uint32_t first, last; /* the pool; first > last: none */
 	uint32_t cloud_net;
 	uint8_t cloud_prefix;
-	uint64_t digest[PEER_STORE_BUCKETS];
-	bool pending;   /* records changed since the last rebuild */
-	uint64_t since; /* when pending began (loop ms) */
+	uint64_t changes; /* of the kinds read, at the last tick */
+	bool pending;     /* records changed since the last rebuild */
+	uint64_t since;   /* when pending began (loop ms) */
 	uint64_t retry_at;
 	char *applied;             /* the text in the kernel, or NULL */
 	struct peer_nat_eip *held; /* forwarded now, sorted by public_ip */
 	size_t n_held;
 	struct peer_nat_stats stats;
 };
-
-static void ip_format(uint32_t ip, char out[INET_ADDRSTRLEN])
-{
-	struct in_addr a = {.s_addr = htonl(ip)};
-	inet_ntop(AF_INET, &a, out, INET_ADDRSTRLEN);
-}
-
-static bool ip_parse(const char *text, uint32_t *out)
-{
-	struct in_addr a;
-	if (inet_pton(AF_INET, text, &a) != 1)
-		return false;
-	*out = ntohl(a.s_addr);
-	return true;
-}
-
-static uint32_t prefix_mask(unsigned prefix)
-{
-	return prefix ? 0xffffffffu << (32 - prefix) : 0;
-}
-
-static bool in_net(uint32_t ip, uint32_t net, unsigned prefix)
-{
-	return (ip & prefix_mask(prefix)) == net;
-}
-
-/* ---- the pool flag ---- */
-
-static bool unicast(uint32_t ip)
-{
-	return !in_net(ip, 0, 8) && !in_net(ip, 0x7f000000u, 8) &&
-	       !in_net(ip, 0xa9fe0000u, 16) && !in_net(ip, 0xe0000000u, 3);
-}
-
-int peer_gateway_pool_parse(const char *text, uint32_t *first, uint32_t *last,
-                            char *err, size_t err_size)
-{
-	char a[32], b[32];
-	const char *dash = strchr(text, '-');
-	const char *slash = strchr(text, '/');
-	char sa[INET_ADDRSTRLEN], sb[INET_ADDRSTRLEN];
-	if (dash && !slash) {
-		size_t n = (size_t)(dash - text);
-		if (n >= sizeof(a) || strlen(dash + 1) >= sizeof(b))
-			goto bad;
-		memcpy(a, text, n);
-		a[n] = '\0';
-		snprintf(b, sizeof(b), "%s", dash + 1);
-		if (!ip_parse(a, first) || !ip_parse(b, last))
-			goto bad;
-		if (*first > *last) {
-			snprintf(err, err_size,
-			         "--public-pool: \"%s\" ends before it starts",
-			         text);
-			return -EINVAL;
-		}
-	} else if (slash && !dash) {
-		struct mc_cidr c;
-		if (mc_cidr_parse(&c, text, 0, 32) != 0)
-			goto bad;
-		if (c.prefix < 16) {
-			snprintf(err, err_size,
-			         "--public-pool: %s holds more than %u "
-			         "addresses",
-			         text, PEER_NAT_POOL_MAX);
-			return -EINVAL;
-		}
-		*first = c.network;
-		*last = c.network | ~prefix_mask(c.prefix);
-		if (c.prefix <= 30) { /* not the network, not broadcast */
-			(*first)++;
-			(*last)--;
-		}
-	} else {
-		goto bad;
-	}
-	if ((uint64_t)*last - *first + 1 > PEER_NAT_POOL_MAX) {
-		snprintf(err, err_size,
-		         "--public-pool: \"%s\" holds more than %u addresses",
-		         text, PEER_NAT_POOL_MAX);
-		return -EINVAL;
-	}
-	if (!unicast(*first) || !unicast(*last) ||
-	    (*first < 0x7f000000u && *last >= 0x7f000000u) ||
-	    (*first < 0xa9fe0000u && *last > 0xa9fe0000u)) {
-		ip_format(*first, sa);
-		ip_format(*last, sb);
-		snprintf(err, err_size,
-		         "--public-pool: %s-%s reaches beyond unicast "
-		         "addresses (0/8, 127/8, 169.254/16 and 224/3 are "
-		         "not for hosts)",
-		         sa, sb);
-		return -EINVAL;
-	}
-	return 0;
-bad:
-	snprintf(err, err_size,
-	         "--public-pool: \"%s\" is neither a range like "
-	         "198.18.0.100-198.18.0.110 nor a network like 198.18.0.96/28 "
-	         "(no host bits set)",
-	         text);
-	return -EINVAL;
-}
-
-/* ---- the compiler ---- */
-
-/* Interface names reach the ruleset quoted: only these characters. */
-static bool ifname_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= IF_NAMESIZE)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("._-@:", s[i]))
-			return false;
-	return true;
-}
-
-int peer_gateway_nat_compile(const struct peer_nat_input *in,
-                             struct mc_buf *out)
-{
-	char pub[INET_ADDRSTRLEN], priv[INET_ADDRSTRLEN], net[INET_ADDRSTRLEN];
-	if (in->ifname[0] && !ifname_ok(in->ifname))
-		return -EINVAL;
-	/* Creating the table first makes the delete safe when it is absent. */
-	mc_buf_printf(out, "add table ip " PEER_NAT_TABLE "\n"
-	                   "delete table ip " PEER_NAT_TABLE "\n");
-	if (!in->ifname[0])
-		return 0;
-	mc_buf_printf(out, "table ip " PEER_NAT_TABLE " {\n");
-	/* Two maps rather than a rule per address: one lookup each way. */
-	const char *dir[2] = {"eip_in", "eip_out"};
-	for (int d = 0; d < 2; d++) {
-		mc_buf_printf(out,
-		              "\tmap %s {\n\t\ttype ipv4_addr : ipv4_addr\n",
-		              dir[d]);
-		for (size_t i = 0; i < in->n_eips; i++) {
-			ip_format(in->eips[i].public_ip, pub);
-			ip_format(in->eips[i].private_ip, priv);
-			mc_buf_printf(out, "%s%s : %s",
-			              i ? ", " : "\t\telements = { ",
-			              d ? priv : pub, d ? pub : priv);
-		}
-		mc_buf_printf(out, "%s\t}\n", in->n_eips ? " }\n" : "");
-	}
-	ip_format(in->cloud_net, net);
-	/*
-	 * A lookup that misses ends the rule and the packet goes on: an
-	 * address that is no elastic IP is left alone, and traffic of an
-	 * instance without one falls through to the masquerade.
-	 */
-	mc_buf_printf(out,
-	              "\tchain prerouting {\n"
-	              "\t\ttype nat hook prerouting priority dstnat; "
-	              "policy accept;\n"
-	              "\t\tdnat to ip daddr map @eip_in\n"
-	              "\t}\n"
-	              "\tchain output {\n"
-	              "\t\ttype nat hook output priority -100; "
-	              "policy accept;\n"
-	              "\t\tdnat to ip daddr map @eip_in\n"
-	              "\t}\n"
-	              "\tchain postrouting {\n"
-	              "\t\ttype nat hook postrouting priority srcnat; "
-	              "policy accept;\n"
-	              "\t\toifname \"%s\" snat to ip saddr map @eip_out\n"
-	              "\t\toifname \"%s\" ip saddr %s/%u counter masquerade\n"
-	              "\t}\n"
-	              "}\n",
-	              in->ifname, in->ifname, net, in->cloud_prefix);
-	return 0;
-}
 
 /* ---- the public interface ---- */
 
@@ -373,7 +203,8 @@ static int gather_address(const struct peer_record *r, void *arg)
 	if (!colon || (size_t)(colon - r->id) >= sizeof(account) ||
 	    !mc_get_str(v, "public_ip", pub, sizeof(pub)) ||
 	    !mc_get_str(v, "private_ip", priv, sizeof(priv)) ||
-	    !ip_parse(pub, &e.public_ip) || !ip_parse(priv, &e.private_ip)) {
+	    !peer_gateway_ip_parse(pub, &e.public_ip) ||
+	    !peer_gateway_ip_parse(priv, &e.private_ip)) {
 		mc_warn(NAT_SUB, "address %s: unreadable record, skipped",
 		        r->id);
 		ga->skipped++;
@@ -382,7 +213,7 @@ static int gather_address(const struct peer_record *r, void *arg)
 	memcpy(account, r->id, (size_t)(colon - r->id));
 	account[colon - r->id] = '\0';
 	if (e.public_ip < g->first || e.public_ip > g->last ||
-	    !in_net(e.private_ip, g->cloud_net, g->cloud_prefix)) {
+	    !peer_gateway_in_net(e.private_ip, g->cloud_net, g->cloud_prefix)) {
 		mc_debug(NAT_SUB,
 		         "address %s: %s -> %s is outside the pool "
 		         "or the cloud, skipped",
@@ -430,7 +261,7 @@ static void gather_settle(struct gather *ga)
 			dup = ga->eips[j].private_ip == ga->eips[i].private_ip;
 		if (dup) {
 			char a[INET_ADDRSTRLEN];
-			ip_format(ga->eips[i].public_ip, a);
+			peer_gateway_ip_format(ga->eips[i].public_ip, a);
 			mc_warn(NAT_SUB,
 			        "elastic IP %s for %s conflicts with "
 			        "another association, skipped",
@@ -471,7 +302,7 @@ static int addresses_add(struct peer_gateway_nat *g,
 		int r = peer_link_addr_add(g->ifindex, want[i].public_ip, 32);
 		if (r) {
 			char a[INET_ADDRSTRLEN];
-			ip_format(want[i].public_ip, a);
+			peer_gateway_ip_format(want[i].public_ip, a);
 			mc_error(NAT_SUB, "cannot put %s/32 on %s: %s", a,
 			         g->ifname, strerror(-r));
 			rc = r;
@@ -492,7 +323,7 @@ static void addresses_prune(struct peer_gateway_nat *g,
 		int r = peer_link_addr_del(g->ifindex, on[i], 32);
 		if (r) {
 			char a[INET_ADDRSTRLEN];
-			ip_format(on[i], a);
+			peer_gateway_ip_format(on[i], a);
 			mc_error(NAT_SUB, "cannot take %s/32 off %s: %s", a,
 			         g->ifname, strerror(-r));
 		}
@@ -511,8 +342,8 @@ static void log_changes(struct peer_gateway_nat *g,
 		    find_eip(now, n, was->public_ip);
 		if (is && is->private_ip == was->private_ip)
 			continue;
-		ip_format(was->public_ip, pub);
-		ip_format(was->private_ip, priv);
+		peer_gateway_ip_format(was->public_ip, pub);
+		peer_gateway_ip_format(was->private_ip, priv);
 		mc_info(NAT_SUB, "elastic IP %s no longer forwarded to %s (%s)",
 		        pub, priv, was->instance_id);
 	}
@@ -521,8 +352,8 @@ static void log_changes(struct peer_gateway_nat *g,
 		    find_eip(g->held, g->n_held, now[i].public_ip);
 		if (was && was->private_ip == now[i].private_ip)
 			continue;
-		ip_format(now[i].public_ip, pub);
-		ip_format(now[i].private_ip, priv);
+		peer_gateway_ip_format(now[i].public_ip, pub);
+		peer_gateway_ip_format(now[i].private_ip, priv);
 		route_device(now[i].private_ip, dev);
 		if (!dev[0] || strcmp(dev, g->ifname) == 0)
 			mc_warn(NAT_SUB,
@@ -612,10 +443,10 @@ static void on_tick(uv_timer_t *t)
 {
 	struct peer_gateway_nat *g = t->data;
 	uint64_t now = uv_now(g->p->loop);
-	uint64_t d[PEER_STORE_BUCKETS];
-	peer_store_digest(g->p->store, d);
-	if (memcmp(d, g->digest, sizeof(d)) != 0) {
-		memcpy(g->digest, d, sizeof(d));
+	uint64_t c = peer_store_changes(g->p->store, PEER_KIND_ADDRESS) +
+	             peer_store_changes(g->p->store, MC_INSTANCE_KIND);
+	if (c != g->changes) {
+		g->changes = c;
 		if (!g->pending)
 			g->since = now;
 		g->pending = true;
@@ -652,8 +483,8 @@ static int pool_record_sync(struct peer *p, const char *pool_text,
 		                           p->id, NULL);
 	}
 	char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
-	ip_format(first, a);
-	ip_format(last, b);
+	peer_gateway_ip_format(first, a);
+	peer_gateway_ip_format(last, b);
 	struct mc_buf body;
 	mc_buf_init(&body);
 	mc_pack_map(&body, 3);
@@ -708,7 +539,8 @@ static int settle_flags(struct peer *p, struct peer_gateway_nat *g, char *err,
 		                                &g->last, err, err_size);
 		if (r)
 			return r;
-		uint32_t top = cloud.network | ~prefix_mask(cloud.prefix);
+		uint32_t top =
+		    cloud.network | ~peer_gateway_prefix_mask(cloud.prefix);
 		if (g->first <= top && g->last >= cloud.network) {
 			snprintf(
 			    err, err_size,
@@ -719,7 +551,7 @@ static int settle_flags(struct peer *p, struct peer_gateway_nat *g, char *err,
 		}
 	}
 	if (c->public_interface[0]) {
-		if (!ifname_ok(c->public_interface) ||
+		if (!peer_gateway_ifname_ok(c->public_interface) ||
 		    !if_nametoindex(c->public_interface)) {
 			snprintf(
 			    err, err_size,
@@ -731,8 +563,8 @@ static int settle_flags(struct peer *p, struct peer_gateway_nat *g, char *err,
 		         c->public_interface);
 	} else if (c->public_pool[0]) {
 		if (!interface_for(g->first, g->ifname) ||
-		    !ifname_ok(g->ifname)) {
-			ip_format(g->first, a);
+		    !peer_gateway_ifname_ok(g->ifname)) {
+			peer_gateway_ip_format(g->first, a);
 			snprintf(
 			    err, err_size,
 			    "--public-pool: no interface has an address in "
@@ -787,8 +619,8 @@ int peer_gateway_nat_start(struct peer *p, char *err, size_t err_size)
 	if (g->ifname[0]) {
 		char a[INET_ADDRSTRLEN] = "", b[INET_ADDRSTRLEN] = "";
 		if (g->first <= g->last) {
-			ip_format(g->first, a);
-			ip_format(g->last, b);
+			peer_gateway_ip_format(g->first, a);
+			peer_gateway_ip_format(g->last, b);
 		}
 		mc_info(NAT_SUB, "NAT for %s out %s%s%s%s%s", p->cidr,
 		        g->ifname, a[0] ? ", elastic IPs " : "", a,
@@ -844,8 +676,8 @@ void peer_gateway_nat_pack_status(const struct peer *p, struct mc_buf *b)
 		return;
 	char pool[40] = "", a[INET_ADDRSTRLEN], z[INET_ADDRSTRLEN];
 	if (g->first <= g->last) {
-		ip_format(g->first, a);
-		ip_format(g->last, z);
+		peer_gateway_ip_format(g->first, a);
+		peer_gateway_ip_format(g->last, z);
 		snprintf(pool, sizeof(pool), "%s-%s", a, z);
 	}
 	mc_pack_str(b, "gateway");

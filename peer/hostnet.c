@@ -80,6 +80,15 @@ static void mac_of(uint32_t ip, char out[18])
 	         (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
 
+int peer_hostnet_tap_name(const char *ip, char out[16])
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return -EINVAL;
+	snprintf(out, 16, PEER_TAP_PREFIX "%08x", (unsigned)ntohl(a.s_addr));
+	return 0;
+}
+
 /* ---- Slices ------------------------------------------------------------- */
 
 static uint32_t n_slices(const struct peer_hostnet *h)

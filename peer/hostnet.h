@@ -42,6 +42,15 @@ void peer_hostnet_pack_status(struct peer *p, struct mc_buf *b);
 const char *peer_hostnet_bridge(const struct peer *p);
 
 /*
+ * The name of the bridge port (tap) of the instance at ip (dotted quad):
+ * PEER_TAP_PREFIX and the address in hex, so the ruleset that guards the
+ * port against spoofing (secgroups_compile.c) names it from the instance
+ * record alone. 0, or -EINVAL when ip is no IPv4 address.
+ */
+#define PEER_TAP_PREFIX "mlv"
+int peer_hostnet_tap_name(const char *ip, char out[16]);
+
+/*
  * A lease for instance_id: its address and MAC (the same again when it
  * already has one). Leases live in the store, so a restarted peer keeps
  * them. 0; -ENOSPC when the slice is full; -ENETDOWN when host

@@ -361,6 +361,10 @@ static void start_domain(struct launch *l)
 	    .bridge = peer_hostnet_bridge(pi->p)[0] ? peer_hostnet_bridge(pi->p)
 	                                            : NULL,
 	};
+	/* A port name the anti-spoofing guard knows it by. */
+	char tap[16];
+	if (spec.bridge && peer_hostnet_tap_name(in->rec.private_ip, tap) == 0)
+		spec.tap = tap;
 	inst_uuid(in->rec.id, spec.uuid);
 	mac_parse(in->rec.mac, spec.mac);
 	l->req.data = l;

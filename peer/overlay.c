@@ -2,7 +2,8 @@
  * The peer's side of the overlay: ovl's datapath (its own threads) driven
  * from the loop. A tick every OVERLAY_TICK_MS reads the membership (an
  * in-memory snapshot, a few hundred bytes per member) and, when the store's
- * bucket digests moved, the slice records; then it diffs what the datapath
+ * change counters of their kinds moved, the slice and public-pool records;
+ * then it diffs what the datapath
  * should hold (peers, paths, prefixes) against what it was given and makes
  * only the calls for the difference. A member's tunnel stays while it is
  * suspect and goes when it is dead or has left; one that comes back is
@@ -11,6 +12,7 @@
 #include "overlay.h"
 
 #include "crypto.h"
+#include "gateway_nat.h"
 #include "gossip.h"
 #include "hostnet.h"
 #include "log.h"
@@ -79,8 +81,12 @@ struct peer_overlay {
 
 	struct slice *slices;
 	size_t n_slices, cap_slices;
-	uint64_t digest[PEER_STORE_BUCKETS];
+	uint64_t slice_changes; /* peer_store_changes at the last read */
 	bool slices_read;
+	char (*pools)[17]; /* gateways holding a public pool */
+	size_t n_pools, cap_pools;
+	uint64_t pool_changes;
+	bool pools_read;
 
 	uint32_t rule_slice; /* the slice the rule is for; 0: no rule */
 	char rule_bridge[16];
@@ -102,6 +108,42 @@ static void key_hex(const uint8_t pk[32], char out[9])
 }
 
 /* ---- membership ---------------------------------------------------------- */
+
+static int read_pool(const struct peer_record *r, void *arg)
+{
+	struct peer_overlay *o = arg;
+	if (r->deleted || strlen(r->id) >= sizeof(*o->pools))
+		return 0;
+	grow((void **)&o->pools, &o->cap_pools, o->n_pools, sizeof(*o->pools));
+	snprintf(o->pools[o->n_pools++], sizeof(*o->pools), "%s", r->id);
+	return 0;
+}
+
+/* Re-reads which gateways hold a public pool when those records moved. */
+static void pools_refresh(struct peer_overlay *o)
+{
+	uint64_t c = peer_store_changes(o->p->store, PEER_KIND_PUBLIC_POOL);
+	if (o->pools_read && c == o->pool_changes)
+		return;
+	o->n_pools = 0;
+	int r = peer_store_list(o->p->store, PEER_KIND_PUBLIC_POOL, false,
+	                        read_pool, o);
+	if (r) {
+		mc_warn(OVERLAY_SUB, "cannot read the public pools: %s",
+		        strerror(-r));
+		return;
+	}
+	o->pool_changes = c;
+	o->pools_read = true;
+}
+
+static bool holds_pool(const struct peer_overlay *o, const char *id)
+{
+	for (size_t i = 0; i < o->n_pools; i++)
+		if (strcmp(o->pools[i], id) == 0)
+			return true;
+	return false;
+}
 
 struct snap {
 	struct peer_overlay *o;
@@ -134,13 +176,7 @@ static void snap_member(void *arg, const struct gossip_member *m)
 		((struct sockaddr_in6 *)&x->ep)->sin6_port = htons(o->port);
 	x->alive = true;
 	x->gateway = (node->roles & NET_ROLE_GATEWAY) != 0;
-	struct peer_record pool;
-	x->pool = false;
-	if (x->gateway &&
-	    peer_store_get(o->p->store, "public-pool", node->id, &pool) == 0) {
-		x->pool = !pool.deleted;
-		peer_record_clear(&pool);
-	}
+	x->pool = x->gateway && holds_pool(o, node->id);
 	/* Gossip's probes had a direct answer: so may the tunnel. */
 	x->unreached = !m->reached;
 }
@@ -292,12 +328,11 @@ static int read_slice(const struct peer_record *r, void *arg)
 	return 0;
 }
 
-/* Re-reads the slice records when the store changed since the last read. */
+/* Re-reads the slice records when they moved since the last read. */
 static void slices_refresh(struct peer_overlay *o)
 {
-	uint64_t d[PEER_STORE_BUCKETS];
-	peer_store_digest(o->p->store, d);
-	if (o->slices_read && memcmp(d, o->digest, sizeof(d)) == 0)
+	uint64_t c = peer_store_changes(o->p->store, SLICE_KIND);
+	if (o->slices_read && c == o->slice_changes)
 		return;
 	o->n_slices = 0;
 	int r = peer_store_list(o->p->store, SLICE_KIND, false, read_slice, o);
@@ -306,7 +341,7 @@ static void slices_refresh(struct peer_overlay *o)
 		        strerror(-r));
 		return;
 	}
-	memcpy(o->digest, d, sizeof(d));
+	o->slice_changes = c;
 	o->slices_read = true;
 }
 
@@ -434,6 +469,7 @@ static void on_tick(uv_timer_t *t)
 	struct peer *p = o->p;
 	if (!p->net)
 		return;
+	pools_refresh(o);
 	o->n_members = 0;
 	struct snap s = {.o = o, .self = p->id};
 	gossip_members_foreach(peer_net_gossip(p->net), snap_member, &s);
@@ -544,6 +580,7 @@ static void closed(uv_handle_t *h)
 	free(o->peers);
 	free(o->prefixes);
 	free(o->slices);
+	free(o->pools);
 	free(o);
 }
 

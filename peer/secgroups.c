@@ -1,11 +1,11 @@
 /*
  * The applier: watches the store and keeps the kernel's ruleset in step
  * with the records. Records arrive from gossip, anti-entropy and local
- * writes by different paths; all of them change the store's bucket
- * digests, which are kept in memory. So a timer compares the digests every
- * SG_TICK_MS (a copy of 2 KiB), and once they changed and then held still
- * for a tick (the debounce), the ruleset is rebuilt from the records and
- * applied only when its text differs from the last one applied.
+ * writes by different paths; all of them move the store's change counters
+ * of their kinds (peer_store_changes). So a timer reads the counters of
+ * instances and rules every SG_TICK_MS, and once they moved and then held
+ * still for a tick (the debounce), the ruleset is rebuilt from the records
+ * and applied only when its text differs from the last one applied.
  */
 #include "secgroups.h"
 
@@ -28,10 +28,10 @@ struct peer_secgroups {
 	struct peer *p;
 	uv_timer_t tick;
 	struct peer_sg_nft *nft;
-	uint64_t digest[PEER_STORE_BUCKETS];
-	bool running;   /* hostnet ran at the last tick */
-	bool pending;   /* records changed since the last rebuild */
-	uint64_t since; /* when pending began (loop ms) */
+	uint64_t changes; /* of the kinds read, at the last tick */
+	bool running;     /* hostnet ran at the last tick */
+	bool pending;     /* records changed since the last rebuild */
+	uint64_t since;   /* when pending began (loop ms) */
 	uint64_t retry_at;
 	char *applied; /* the text in the kernel, or NULL */
 	struct peer_sg_stats stats;
@@ -64,6 +64,7 @@ static int gather_instance(const struct peer_record *r, void *arg)
 		snprintf(x->id, sizeof(x->id), "%s", rec.id);
 		snprintf(x->account, sizeof(x->account), "%s", rec.account);
 		snprintf(x->ip, sizeof(x->ip), "%s", rec.private_ip);
+		snprintf(x->mac, sizeof(x->mac), "%s", rec.mac);
 		x->local = strcmp(rec.host, g->self) == 0;
 		for (size_t i = 0; i < rec.n_groups; i++)
 			snprintf(x->groups[i], sizeof(x->groups[i]), "%s",
@@ -149,8 +150,8 @@ static void rebuild(struct peer_secgroups *sg)
 	sg->stats.skipped = c.skipped;
 	mc_info(SG_SUB,
 	        "applied: %u local instances, %u rules (%u skipped) of %zu "
-	        "instances and %zu rules in the cloud%s",
-	        c.instances, c.rules, c.skipped, g.n_inst, g.n_rules,
+	        "instances and %zu rules in the cloud, %u taps guarded%s",
+	        c.instances, c.rules, c.skipped, g.n_inst, g.n_rules, c.guarded,
 	        in.bridge_fallback ? "; bridged traffic without conntrack"
 	                           : "");
 out:
@@ -167,12 +168,12 @@ static void on_tick(uv_timer_t *t)
 		sg->running = false;
 		return;
 	}
-	uint64_t d[PEER_STORE_BUCKETS];
-	peer_store_digest(p->store, d);
-	bool changed = !sg->running || memcmp(d, sg->digest, sizeof(d)) != 0;
+	uint64_t c = peer_store_changes(p->store, MC_INSTANCE_KIND) +
+	             peer_store_changes(p->store, PEER_SG_KIND_RULE);
+	bool changed = !sg->running || c != sg->changes;
 	sg->running = true;
 	if (changed) {
-		memcpy(sg->digest, d, sizeof(d));
+		sg->changes = c;
 		if (!sg->pending)
 			sg->since = now;
 		sg->pending = true;

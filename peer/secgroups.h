@@ -21,8 +21,9 @@
 
 struct peer;
 
-#define PEER_SG_KIND_RULE "security-group-rule" /* account:sg-X:sgr-Y */
-#define PEER_SG_TABLE     "mallee"
+#define PEER_SG_KIND_RULE   "security-group-rule" /* account:sg-X:sgr-Y */
+#define PEER_SG_TABLE       "mallee"
+#define PEER_SG_GUARD_TABLE "mallee_guard"
 
 /* ---- the compiler ---- */
 
@@ -37,7 +38,8 @@ struct peer_sg_instance {
 	char id[MC_INSTANCE_ID_LEN + 1];
 	char account[13];
 	char ip[16];
-	bool local; /* runs on this host */
+	char mac[18]; /* its NIC's, "" when unknown (then left unguarded) */
+	bool local;   /* runs on this host */
 	char groups[MC_INSTANCE_GROUPS][32];
 	size_t n_groups;
 };
@@ -73,6 +75,7 @@ struct peer_sg_counts {
 	unsigned instances; /* local ones with a chain pair */
 	unsigned rules;     /* (instance, group rule) pairs emitted */
 	unsigned skipped;   /* pairs that match nothing enforceable */
+	unsigned guarded;   /* local instances whose tap is guarded */
 };
 
 /*
@@ -83,6 +86,14 @@ struct peer_sg_counts {
  */
 void peer_sg_compile(const struct peer_sg_input *in, struct mc_buf *out,
                      struct peer_sg_counts *counts);
+
+/*
+ * Appends the anti-spoofing guard of in's local instances' taps
+ * (secgroups_guard.c; peer_sg_compile includes it); guarded (may be NULL)
+ * gets how many taps it covers.
+ */
+void peer_sg_guard(const struct peer_sg_input *in, struct mc_buf *out,
+                   unsigned *guarded);
 
 /* Decodes a rule record (its id "account:sg-X:sgr-Y" and body); 0 or
  * -EINVAL. */

@@ -351,6 +351,7 @@ void peer_sg_compile(const struct peer_sg_input *in, struct mc_buf *out,
 		mc_buf_printf(out, "table bridge " PEER_SG_TABLE "\n"
 		                   "delete table bridge " PEER_SG_TABLE "\n");
 	}
+	peer_sg_guard(in, out, &c.guarded);
 	free(ls);
 	if (counts)
 		*counts = c;

@@ -168,6 +168,16 @@ static int stored_version(struct peer_store *s, const struct peer_record *r,
 	return ret;
 }
 
+static unsigned kind_slot(const char *kind)
+{
+	return (unsigned)(peer_record_keyhash(kind, "") % STORE_KIND_SLOTS);
+}
+
+uint64_t peer_store_changes(const struct peer_store *s, const char *kind)
+{
+	return s->kind_changes[kind_slot(kind)];
+}
+
 /* One upsert, inside the caller's transaction. */
 static int apply_one(struct peer_store *s, const struct peer_record *r,
                      bool *applied)
@@ -196,9 +206,11 @@ static int apply_one(struct peer_store *s, const struct peer_record *r,
 	if (rc == SQLITE_OK) {
 		*applied = sqlite3_changes(s->db) > 0;
 		/* A rolled-back transaction is rare enough to rebuild after. */
-		if (*applied)
+		if (*applied) {
 			s->digest[peer_record_bucket(kh)] ^=
 			    old ^ version_hash(kh, r->hlc, r->writer);
+			s->kind_changes[kind_slot(r->kind)]++;
+		}
 	} else
 		ret = store_fail(s, "apply", rc);
 	store_stmt_release(st);

@@ -85,7 +85,7 @@ int peer_store_list(struct peer_store *s, const char *kind,
 
 /* Live records of kind whose id starts with prefix, in id order. */
 int peer_store_list_prefix(struct peer_store *s, const char *kind,
-			   const char *prefix, peer_record_cb cb, void *arg);
+                           const char *prefix, peer_record_cb cb, void *arg);
 
 /* Number of live (non-tombstone) records; of kind, or all when NULL. */
 int peer_store_count(struct peer_store *s, const char *kind, uint64_t *out);
@@ -111,6 +111,17 @@ void peer_store_digest_total(struct peer_store *s, uint8_t out[16]);
 /* Every record of a bucket, tombstones included, as peer_store_list. */
 int peer_store_list_bucket(struct peer_store *s, unsigned bucket,
                            peer_record_cb cb, void *arg);
+
+/*
+ * How many writes of kind have won so far in this process (by gossip,
+ * anti-entropy or a local write alike): the one signal the parts that
+ * mirror records elsewhere (security groups into nftables, the overlay's
+ * slices and pools, the gateway's NAT) watch instead of re-reading the
+ * store on a timer. The counter is shared by the kinds whose names hash
+ * alike, so it may move without a change of kind: a reason to look, never
+ * one to skip looking.
+ */
+uint64_t peer_store_changes(const struct peer_store *s, const char *kind);
 
 /* Runs PRAGMA integrity_check; 0 when it says ok, else -EIO and err. */
 int peer_store_check(struct peer_store *s, char *err, size_t err_size);

@@ -19,6 +19,8 @@
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* No SQLite database file is smaller than one page of the smallest size. */
 #define STORE_MIN_PAGE_SIZE 512
+/* Slots of the per-kind change counters; kinds are a dozen or so. */
+#define STORE_KIND_SLOTS 64
 /* Stamps are stored as SQLite's signed 64-bit integers. */
 #define STORE_MAX_HLC ((uint64_t)INT64_MAX)
 
@@ -54,6 +56,8 @@ struct peer_store {
 	 * PEER_STORE_BUCKETS words without reading the table.
 	 */
 	uint64_t digest[PEER_STORE_BUCKETS];
+	/* Writes that won, by a hash of their kind (peer_store_changes). */
+	uint64_t kind_changes[STORE_KIND_SLOTS];
 };
 
 void store_set_err(char *err, size_t size, const char *fmt, ...)

@@ -95,7 +95,8 @@ struct virt_spec {
 	const char *disk;        /* root disk (virtio vda), or NULL */
 	const char *disk_format; /* "qcow2" (NULL means that) or "raw" */
 	const char *console_log; /* serial console appended to this file */
-	/* One virtio NIC on a bridge, or on a tap made beforehand (libvirt
+	/* One virtio NIC on a bridge (through a tap libvirt makes, named tap
+	 * when that is set), or on a tap made beforehand (tap alone: libvirt
 	 * leaves it alone), or none when both are NULL. */
 	const char *bridge;
 	const char *tap;

@@ -100,6 +100,18 @@ static bool path_ok(const char *path)
 	return !path || (path[0] == '/' && xml_text_ok(path));
 }
 
+/* An interface name (or none): IFNAMSIZ, no '/' and no blanks (the
+ * kernel's dev_valid_name()). */
+static bool ifname_ok(const char *ifname)
+{
+	if (!ifname)
+		return true;
+	size_t n = strlen(ifname);
+	return n > 0 && n <= 15 && strcmp(ifname, ".") != 0 &&
+	       strcmp(ifname, "..") != 0 && xml_text_ok(ifname) &&
+	       !strpbrk(ifname, "/ :");
+}
+
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -131,18 +143,8 @@ static int spec_check(const struct virt_spec *spec)
 	if (spec->disk_format && strcmp(spec->disk_format, "qcow2") != 0 &&
 	    strcmp(spec->disk_format, "raw") != 0)
 		return -EINVAL;
-	if (spec->bridge && spec->tap)
+	if (!ifname_ok(spec->bridge) || !ifname_ok(spec->tap))
 		return -EINVAL;
-	/* Interface names: IFNAMSIZ, no '/' and no blanks (the kernel's
-	 * dev_valid_name()). */
-	const char *ifname = spec->bridge ? spec->bridge : spec->tap;
-	if (ifname) {
-		size_t n = strlen(ifname);
-		if (n == 0 || n > 15 || strcmp(ifname, ".") == 0 ||
-		    strcmp(ifname, "..") == 0 || !xml_text_ok(ifname) ||
-		    strpbrk(ifname, "/ :"))
-			return -EINVAL;
-	}
 	/* A multicast MAC cannot be a NIC's address. */
 	if (!all_zero(spec->mac, 6) && (spec->mac[0] & 1))
 		return -EINVAL;
@@ -199,6 +201,11 @@ static void xml_devices(struct mc_buf *b, const struct virt_spec *spec)
 		if (spec->bridge) {
 			mc_buf_append_str(b, "      <source bridge='");
 			xml_escape(b, spec->bridge);
+			if (spec->tap) {
+				mc_buf_append_str(b, "'/>\n"
+				                     "      <target dev='");
+				xml_escape(b, spec->tap);
+			}
 		} else {
 			mc_buf_append_str(b, "      <target dev='");
 			xml_escape(b, spec->tap);

@@ -110,12 +110,12 @@ print(json.dumps(out))
 
 class Guest:
     """A namespace with eth0, a veth whose other end is on a bridge in
-    host_ns."""
+    host_ns; hostend names that end (as a tap the peer guards, say)."""
 
-    def __init__(self, name, host_ns, bridge, mac):
+    def __init__(self, name, host_ns, bridge, mac, hostend=None):
         self.ns = name
         self.host_ns = host_ns
-        self.hostend = "g" + name[-10:]
+        self.hostend = hostend or "g" + name[-10:]
         sh("ip", "netns", "add", name)
         sh("ip", "-n", name, "link", "set", "lo", "up")
         sh("ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer",

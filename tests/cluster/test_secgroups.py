@@ -15,13 +15,21 @@ admits only its own members); C reaches B. AuthorizeSecurityGroupIngress
 for 8080 opens it within seconds, RevokeSecurityGroupIngress closes it
 again.
 
+The guests' host ends are named as the peer names instance taps, and
+their records carry their MACs, so the anti-spoofing guard covers them:
+C reaches B with UDP, but A sending as C (C's address, A's MAC) does not,
+though B's group would admit C; the guard's counter shows the drop.
+
 Then B's address changes hands: B is terminated, its lease released and
 given to a new instance D in "web" (the same address, the same
 namespace). A UDP flow C had with B (C and B share the default group)
 must not let C into D, whom "web" admits on tcp/22 only: the host forgets
 an address's tracked connections when its lease changes hands."""
 
+import ipaddress
 import os
+import re
+import select
 import subprocess
 import sys
 import time
@@ -63,6 +71,25 @@ while True:
     s.sendto(data, addr)
 """
 
+# Prints the source and payload of each UDP datagram on the given port.
+UDP_SINK = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    data, addr = s.recvfrom(2048)
+    print("got", addr[0], data.decode(errors="replace"), flush=True)
+"""
+
+# One datagram from the given source address.
+UDP_SEND = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+s.sendto(sys.argv[4].encode(), (sys.argv[2], int(sys.argv[3])))
+"""
+
 # One datagram from a fixed source port (the same flow every time).
 UDP_PROBE = r"""
 import socket, sys
@@ -99,10 +126,16 @@ class SecurityGroupTest(unittest.TestCase):
                 ip, str(port), timeout=20)
         return cp.stdout.split()[0]
 
-    def put_instance(self, c, host, account, iid, ip, groups, state=16):
+    def next_line(self, proc, timeout):
+        """The sink's next line, or None after timeout seconds."""
+        r, _, _ = select.select([proc.stdout], [], [], timeout)
+        return proc.stdout.readline().strip() if r else None
+
+    def put_instance(self, c, host, account, iid, ip, mac, groups,
+                     state=16):
         put_instance_record(c, {
             "id": iid, "account": account, "host": host, "private_ip": ip,
-            "state": state,
+            "mac": mac, "state": state,
             "groups": [{"id": g, "name": n} for g, n in groups]})
 
     def test_ingress_authorize_revoke(self):
@@ -130,8 +163,9 @@ class SecurityGroupTest(unittest.TestCase):
                 ip = {k: leases[k]["ip"] for k in "abc"}
                 g = {}
                 for k in "abc":
+                    tap = "mlv%08x" % int(ipaddress.IPv4Address(ip[k]))
                     g[k] = Guest(f"msg{pid}{k}", p0.ns, "mallee0",
-                                 leases[k]["mac"])
+                                 leases[k]["mac"], hostend=tap)
                     guests.append(g[k])
                     sh("ip", "-n", g[k].ns, "addr", "add",
                        f"{ip[k]}/24", "dev", "eth0")
@@ -139,7 +173,7 @@ class SecurityGroupTest(unittest.TestCase):
                           "c": [(dflt, "default")]}
                 for k in "abc":
                     self.put_instance(c, host, account, ids[k], ip[k],
-                                      groups[k])
+                                      leases[k]["mac"], groups[k])
                 for k in "ab":
                     s = subprocess.Popen(
                         ["ip", "netns", "exec", g[k].ns, PYTHON, "-c",
@@ -148,8 +182,8 @@ class SecurityGroupTest(unittest.TestCase):
                     servers.append(s)
                     self.assertEqual(s.stdout.readline().strip(), "ready")
 
-                bounded_wait(lambda: "applied: 3 local instances" in
-                             c.log(0), 20, "the ruleset applied")
+                bounded_wait(lambda: "3 taps guarded" in c.log(0), 20,
+                             "the ruleset applied")
                 rules = sh("ip", "netns", "exec", p0.ns, "nft", "list",
                            "table", "inet", "mallee").stdout
                 self.assertIn("tcp dport 22 accept", rules)
@@ -159,6 +193,35 @@ class SecurityGroupTest(unittest.TestCase):
                 self.assertEqual(self.probe(g["b"], ip["a"], 8080), "closed")
                 self.assertEqual(self.probe(g["a"], ip["b"], 8080), "closed")
                 self.assertEqual(self.probe(g["c"], ip["b"], 8080), "open")
+
+                # A as C: the guard drops what B's group would admit.
+                sink = subprocess.Popen(
+                    ["ip", "netns", "exec", g["b"].ns, PYTHON, "-c",
+                     UDP_SINK, "9997"], stdout=subprocess.PIPE, text=True)
+                servers.append(sink)
+                self.assertEqual(sink.stdout.readline().strip(), "ready")
+                sh("ip", "netns", "exec", g["c"].ns, PYTHON, "-c", UDP_SEND,
+                   ip["c"], ip["b"], "9997", "from-c")
+                self.assertEqual(self.next_line(sink, 5),
+                                 f"got {ip['c']} from-c")
+                sh("ip", "-n", g["a"].ns, "addr", "add", f"{ip['c']}/32",
+                   "dev", "eth0")
+                sh("ip", "-n", g["a"].ns, "neigh", "replace", ip["b"],
+                   "lladdr", leases["b"]["mac"], "dev", "eth0")
+                for _ in range(3):
+                    sh("ip", "netns", "exec", g["a"].ns, PYTHON, "-c",
+                       UDP_SEND, ip["c"], ip["b"], "9997", "spoofed-by-a")
+                self.assertIsNone(self.next_line(sink, 2),
+                                  "B got A's datagram sent as C")
+                sh("ip", "-n", g["a"].ns, "addr", "del", f"{ip['c']}/32",
+                   "dev", "eth0")
+                guard = sh("ip", "netns", "exec", p0.ns, "nft", "list",
+                           "chain", "bridge", "mallee_guard",
+                           f"g_{g['a'].hostend}").stdout
+                dropped = [int(x) for x in re.findall(
+                    r"counter packets (\d+) bytes \d+ drop\n\t}", guard)]
+                self.assertEqual(len(dropped), 1, guard)
+                self.assertGreaterEqual(dropped[0], 3, guard)
 
                 # Authorize 8080: open within seconds.
                 web8080 = [{"IpProtocol": "tcp", "FromPort": 8080,
@@ -193,7 +256,7 @@ class SecurityGroupTest(unittest.TestCase):
                     self.assertEqual(self.udp_probe(g["c"], ip["b"], 9999),
                                      "echo")
                 self.put_instance(c, host, account, ids["b"], ip["b"],
-                                  groups["b"], state=48)
+                                  leases["b"]["mac"], groups["b"], state=48)
                 r = ctl(p0, {"cmd": "hostnet-lease", "id": ids["b"],
                              "release": True})
                 self.assertTrue(r.get("ok"), r)
@@ -201,7 +264,7 @@ class SecurityGroupTest(unittest.TestCase):
                 self.assertEqual(d["ip"], ip["b"], "the lease is reused")
                 self.assertIn(f"{ip['b']} changes hands: forgot", c.log(0))
                 self.put_instance(c, host, account, ids["d"], ip["b"],
-                                  [(web, "web")])
+                                  d["mac"], [(web, "web")])
                 chain = f"chain in_{ids['d'][2:]}"
                 bounded_wait(lambda: chain in sh(
                     "ip", "netns", "exec", p0.ns, "nft", "list", "table",

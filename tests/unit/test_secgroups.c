@@ -105,11 +105,64 @@ static void test_small_exact(void)
 	    "\t}\n"
 	    "}\n"
 	    "table bridge mallee\n"
-	    "delete table bridge mallee\n";
+	    "delete table bridge mallee\n"
+	    /* No MAC in the record: no tap to guard, unknown ones dropped. */
+	    "table bridge mallee_guard\n"
+	    "delete table bridge mallee_guard\n"
+	    "table bridge mallee_guard {\n"
+	    "\tchain prerouting {\n"
+	    "\t\ttype filter hook prerouting priority -300; policy accept;\n"
+	    "\t\tiifname \"mlv*\" counter drop\n"
+	    "\t}\n"
+	    "}\n";
 	CHECK_STR(t, want);
 	CHECK_EQ_U64(c.instances, 1);
 	CHECK_EQ_U64(c.rules, 2);
 	CHECK_EQ_U64(c.skipped, 0);
+	CHECK_EQ_U64(c.guarded, 0);
+	free(t);
+}
+
+/* The anti-spoofing guard: one chain per local tap, named from the
+ * address; remote instances, bad MACs and a second record on one address
+ * get none. */
+static void test_guard(void)
+{
+	struct peer_sg_instance is[] = {
+	    inst("i-0a", "172.31.144.2", true, "sg-web", NULL),
+	    inst("i-0b", "172.31.144.3", true, "sg-web", NULL),
+	    inst("i-0c", "172.31.145.2", false, "sg-web", NULL), /* remote */
+	    inst("i-0d", "172.31.144.4", true, "sg-web", NULL),  /* bad MAC */
+	    inst("i-0e", "172.31.144.2", true, "sg-web", NULL),  /* stale */
+	    inst("i-0f", "172.31.144.5", true, "sg-web", NULL),  /* no MAC */
+	};
+	snprintf(is[0].mac, 18, "02:00:ac:1f:90:02");
+	snprintf(is[1].mac, 18, "02:00:ac:1f:90:03");
+	snprintf(is[2].mac, 18, "02:00:ac:1f:91:02");
+	snprintf(is[3].mac, 18, "02:00:ac:1f:90:0\"");
+	snprintf(is[4].mac, 18, "02:00:ac:1f:90:99");
+	struct peer_sg_counts c;
+	char *t = compile(is, 6, NULL, 0, false, &c);
+	CHECK_EQ_U64(c.guarded, 2);
+	CHECK(strstr(t,
+	             "\t\tiifname vmap { \"mlvac1f9002\" : jump "
+	             "g_mlvac1f9002, \"mlvac1f9003\" : jump g_mlvac1f9003 }\n"
+	             "\t\tiifname \"mlv*\" counter drop\n") != NULL);
+	char *g = chain(t, "g_mlvac1f9002");
+	CHECK_STR(g, "\tchain g_mlvac1f9002 {\n"
+	             "\t\tether saddr != 02:00:ac:1f:90:02 counter drop\n"
+	             "\t\tarp saddr ether 02:00:ac:1f:90:02 arp saddr ip "
+	             "{ 172.31.144.2, 0.0.0.0 } accept\n"
+	             "\t\tip saddr 172.31.144.2 accept\n"
+	             "\t\tip saddr 0.0.0.0 udp sport 68 udp dport 67 accept\n"
+	             "\t\tcounter drop\n"
+	             "\t}\n");
+	free(g);
+	CHECK(strstr(t, "mlvac1f9102") == NULL);
+	CHECK(strstr(t, "mlvac1f9004") == NULL);
+	CHECK(strstr(t, "mlvac1f9005") == NULL);
+	CHECK(strstr(t, "90:99") == NULL);
+	CHECK(strstr(t, "0:0\"") == NULL);
 	free(t);
 }
 
@@ -303,6 +356,7 @@ static void test_decode(void)
 int main(void)
 {
 	RUN(test_small_exact);
+	RUN(test_guard);
 	RUN(test_groups_and_protocols);
 	RUN(test_bridge_fallback);
 	RUN(test_hostile_and_empty);

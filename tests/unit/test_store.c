@@ -386,6 +386,46 @@ static void test_collect_tombstones(void)
 	peer_store_close(s);
 }
 
+/* The change counters move with every write that wins, of its own kind,
+ * by whichever path, and with nothing else. */
+static void test_changes(void)
+{
+	struct peer_store *s = open_new("changes.db");
+	if (!s)
+		return;
+	/* Two kinds in different counter slots (the hash puts these two
+	 * apart; a shared slot would only make the test below weaker). */
+	const char *a = "instance", *b = "slice";
+	uint64_t a0 = peer_store_changes(s, a), b0 = peer_store_changes(s, b);
+	CHECK_EQ_U64(a0, 0);
+	CHECK_EQ_U64(b0, 0);
+	CHECK(apply(s, a, "x", "v1", 10, WRITER_A, false));
+	CHECK_EQ_U64(peer_store_changes(s, a), 1);
+	CHECK_EQ_U64(peer_store_changes(s, b), 0);
+	/* A losing write and a repeat move nothing. */
+	CHECK(!apply(s, a, "x", "v0", 5, WRITER_A, false));
+	CHECK(!apply(s, a, "x", "v1", 10, WRITER_A, false));
+	CHECK_EQ_U64(peer_store_changes(s, a), 1);
+	/* A tombstone is a change. */
+	CHECK(apply(s, a, "x", NULL, 20, WRITER_A, true));
+	CHECK_EQ_U64(peer_store_changes(s, a), 2);
+	/* A batch counts each winner under its kind. */
+	struct peer_record rs[] = {
+	    rec(b, "10.0.1.0", "s1", 10, WRITER_A, false),
+	    rec(b, "10.0.2.0", "s2", 10, WRITER_A, false),
+	    rec(a, "x", "old", 1, WRITER_B, false), /* loses */
+	};
+	size_t n = 0;
+	CHECK(peer_store_apply_batch(s, rs, 3, &n) == 0);
+	CHECK_EQ_U64(n, 2);
+	CHECK_EQ_U64(peer_store_changes(s, a), 2);
+	CHECK_EQ_U64(peer_store_changes(s, b), 2);
+	/* Meta settings are not records. */
+	CHECK(peer_store_meta_set(s, "name", "p1") == 0);
+	CHECK_EQ_U64(peer_store_changes(s, a) + peer_store_changes(s, b), 4);
+	peer_store_close(s);
+}
+
 static void test_batch(void)
 {
 	struct peer_store *s = open_new("batch.db");
@@ -791,6 +831,7 @@ int main(void)
 	RUN(test_tombstones);
 	RUN(test_collect_tombstones);
 	RUN(test_batch);
+	RUN(test_changes);
 	RUN(test_list_order);
 	RUN(test_get_missing);
 	RUN(test_max_hlc);

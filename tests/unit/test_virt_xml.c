@@ -136,6 +136,19 @@ static void test_disk_and_tap(void)
 	CHECK(strstr(xml, "type='raw'"));
 	CHECK(!strstr(xml, "<interface"));
 	free(xml);
+
+	/* A bridge with a named tap: libvirt makes it under that name. */
+	s.bridge = "mallee0";
+	s.tap = "mlvac1f9002";
+	xml = xml_of(&s, VIRT_TYPE_QEMU);
+	if (!xml)
+		return;
+	CHECK(strstr(xml, "<interface type='bridge'>\n"
+	                  "      <source bridge='mallee0'/>\n"
+	                  "      <target dev='mlvac1f9002'/>\n"
+	                  "      <model type='virtio'/>\n"));
+	CHECK(!strstr(xml, "managed="));
+	free(xml);
 }
 
 static void test_escaping(void)
@@ -224,7 +237,7 @@ static void test_refusals(void)
 	s.disk_format = "vmdk";
 	CHECK(refused(s));
 	s = base_spec();
-	s.tap = "mtap0"; /* and a bridge */
+	s.tap = "mtap/0"; /* and a bridge */
 	CHECK(refused(s));
 	s = base_spec();
 	s.bridge = "a-very-long-bridge-name";

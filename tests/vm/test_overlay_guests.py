@@ -18,6 +18,8 @@ Round 1, both in the default group (its members reach each other):
   whole (same size and md5 as A printed).  Each host's overlay counters
   (`mallee status --json`) moved data both ways meanwhile (bytes, as a
   keepalive counts as a received packet of no bytes), the tunnel direct.
+  A's tap is named from its address and guarded against spoofing (only
+  its own MAC and address leave it), and everything above passed that.
 
 Round 2, after both are terminated, A in a group "web" that admits only
 tcp/22 from anywhere (no ICMP), B again in the default group: B's pings
@@ -25,6 +27,7 @@ all go unanswered and 8080 does not connect, while /hello and /big on 22
 still come (so the path works, the group refused).
 """
 
+import ipaddress
 import subprocess
 import time
 import unittest
@@ -98,11 +101,23 @@ class OverlayGuestsTest(unittest.TestCase):
         return [cl.status(i)["self"]["overlay"]["counters"]
                 for i in range(cl.n)]
 
-    def nft(self, cl, h):
+    def nft(self, cl, h, table="inet mallee"):
         cp = subprocess.run(["ip", "netns", "exec", cl.c.peers[h].ns, "nft",
-                             "list", "table", "inet", "mallee"],
+                             "list", "table"] + table.split(),
                             capture_output=True, text=True, timeout=30)
         return cp.stdout if cp.returncode == 0 else ""
+
+    def check_guarded(self, cl, h, ip):
+        """The guest's tap is named from its address, on the bridge, and
+        guarded against spoofing; its frames have passed the guard."""
+        tap = "mlv%08x" % int(ipaddress.IPv4Address(ip))
+        cp = subprocess.run(["ip", "-n", cl.c.peers[h].ns, "-o", "link",
+                             "show", tap], capture_output=True, text=True,
+                            timeout=30)
+        self.assertIn(" master ", cp.stdout, cp.stderr)   # the bridge
+        guard = self.nft(cl, h, "bridge mallee_guard")
+        self.assertIn(f'"{tap}" : jump g_{tap}', guard)
+        self.assertIn(f"ip saddr {ip} accept", guard)
 
     def round(self, cl, ami, itype, server_groups=None):
         """Server A, then client B aimed at it; returns what B's console
@@ -114,6 +129,7 @@ class OverlayGuestsTest(unittest.TestCase):
         # A's own chains are in its host's ruleset before anyone knocks.
         cl.wait(lambda: f"chain in_{a[2:]}" in self.nft(cl, ha), 30,
                 f"{a}'s ingress chain on host {ha}")
+        self.check_guarded(cl, ha, a_ip)
         log(f"server {a} on host {ha} at {a_ip}, up in "
             f"{time.monotonic() - t:.1f}s")
         before = self.counters(cl)
