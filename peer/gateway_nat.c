@@ -86,6 +86,29 @@ static bool interface_for(uint32_t ip, char out[IF_NAMESIZE])
 	return found;
 }
 
+/* The first address of ifname that is not a /32 (its own, not an elastic
+ * IP), host byte order; 0 when it has none. */
+static uint32_t interface_address(const char *ifname)
+{
+	struct ifaddrs *ifs;
+	uint32_t found = 0;
+	if (getifaddrs(&ifs) != 0)
+		return 0;
+	for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || !i->ifa_netmask ||
+		    i->ifa_addr->sa_family != AF_INET ||
+		    strcmp(i->ifa_name, ifname) != 0)
+			continue;
+		uint32_t m = ntohl(
+		    ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+		if (m != 0xffffffffu)
+			found = ntohl(((struct sockaddr_in *)i->ifa_addr)
+			                  ->sin_addr.s_addr);
+	}
+	freeifaddrs(ifs);
+	return found;
+}
+
 /* The /32 addresses of the pool on ifname now (held from an earlier run
  * or by us); *n of them, the array owned by the caller. */
 static uint32_t *pool_addresses_on(const struct peer_gateway_nat *g, size_t *n)
@@ -394,6 +417,7 @@ static void rebuild(struct peer_gateway_nat *g)
 	    .cloud_prefix = g->cloud_prefix,
 	    .eips = ga.eips,
 	    .n_eips = ga.n,
+	    .public_addr = g->ifname[0] ? interface_address(g->ifname) : 0,
 	};
 	struct mc_buf b;
 	mc_buf_init(&b);

@@ -62,6 +62,9 @@ struct peer_nat_input {
 	uint8_t cloud_prefix;
 	const struct peer_nat_eip *eips; /* sorted by public_ip, unique */
 	size_t n_eips;
+	/* The interface's own address, for hairpinned traffic of instances
+	 * without an elastic IP; 0 when it has none (they then get none). */
+	uint32_t public_addr;
 };
 
 /*

@@ -170,6 +170,13 @@ int peer_gateway_nat_compile(const struct peer_nat_input *in,
 	 * A lookup that misses ends the rule and the packet goes on: an
 	 * address that is no elastic IP is left alone, and traffic of an
 	 * instance without one falls through to the masquerade.
+	 *
+	 * Hairpin: an instance reaching another's (or its own) elastic IP
+	 * comes back into the cloud after the DNAT. Its source is rewritten
+	 * too (its own elastic IP, else this interface's address), or the
+	 * reply would go straight to it from a private address it never
+	 * called; the rewritten source is outside the cloud, so the reply
+	 * comes back here to be un-NATed.
 	 */
 	mc_buf_printf(out,
 	              "\tchain prerouting {\n"
@@ -187,8 +194,18 @@ int peer_gateway_nat_compile(const struct peer_nat_input *in,
 	              "policy accept;\n"
 	              "\t\toifname \"%s\" snat to ip saddr map @eip_out\n"
 	              "\t\toifname \"%s\" ip saddr %s/%u counter masquerade\n"
-	              "\t}\n"
-	              "}\n",
-	              in->ifname, in->ifname, net, in->cloud_prefix);
+	              "\t\tct status dnat ip saddr %s/%u ip daddr %s/%u "
+	              "snat to ip saddr map @eip_out\n",
+	              in->ifname, in->ifname, net, in->cloud_prefix, net,
+	              in->cloud_prefix, net, in->cloud_prefix);
+	if (in->public_addr) {
+		peer_gateway_ip_format(in->public_addr, pub);
+		mc_buf_printf(
+		    out,
+		    "\t\tct status dnat ip saddr %s/%u ip daddr %s/%u "
+		    "counter snat to %s\n",
+		    net, in->cloud_prefix, net, in->cloud_prefix, pub);
+	}
+	mc_buf_printf(out, "\t}\n}\n");
 	return 0;
 }

@@ -20,7 +20,10 @@ Checked: AllocateAddress gives the pool's first address; after
 AssociateAddress the public address is on eth1, TCP from outside reaches
 the instance's server, which sees the client's own address (DNAT keeps
 the source); the instance's TCP to outside arrives from the public
-address (SNAT); DescribeInstances shows ipAddress; DisassociateAddress
+address (SNAT); hairpin: a second instance without an elastic IP reaches
+the first through its elastic IP (seen as from the gateway's public
+address) and the first reaches itself through it (seen as from its
+elastic IP); DescribeInstances shows ipAddress; DisassociateAddress
 makes it unreachable again (and outbound traffic is masqueraded with the
 gateway's address); ReleaseAddress leaves no address.
 """
@@ -144,6 +147,22 @@ class GatewayNatTest(unittest.TestCase):
         sh("ip", "-n", ns, "link", "set", "eth1", "up")
         return net.add_host(99, [("pub0", f"{OUTSIDE}/24")])
 
+    def instance(self, c, host_i, account, group, iid, tag, guests):
+        """A namespace on host_i's bridge with a leased address and a
+        default route through the host, and its instance record."""
+        host = c.peers[host_i]
+        ls = lease(host, iid)
+        g = Guest(f"mgn{os.getpid()}{tag}", host.ns, "mallee0", ls["mac"])
+        guests.append(g)
+        router = ls["slice"][:-1] + "1"
+        sh("ip", "-n", g.ns, "addr", "add", f"{ls['ip']}/24", "dev", "eth0")
+        sh("ip", "-n", g.ns, "route", "add", "default", "via", router)
+        put_instance_record(c, {
+            "id": iid, "account": account, "host": c.peer_id(host_i),
+            "private_ip": ls["ip"], "state": 16, "instance_type": "t2.micro",
+            "mac": ls["mac"], "groups": [{"id": group, "name": "default"}]})
+        return g, ls
+
     def run_test(self, c, pid, guests, want_overlay):
         outside = self.add_public(c)
         c.start_all()
@@ -175,16 +194,10 @@ class GatewayNatTest(unittest.TestCase):
                                    "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
 
         iid = f"i-0e{pid:015x}"[:19]
-        ls = lease(host, iid)
-        g = Guest(f"mgn{pid}i", host.ns, "mallee0", ls["mac"])
-        guests.append(g)
-        router = ls["slice"][:-1] + "1"
-        sh("ip", "-n", g.ns, "addr", "add", f"{ls['ip']}/24", "dev", "eth0")
-        sh("ip", "-n", g.ns, "route", "add", "default", "via", router)
-        put_instance_record(c, {
-            "id": iid, "account": account, "host": c.peer_id(host_i),
-            "private_ip": ls["ip"], "state": 16, "instance_type": "t2.micro",
-            "groups": [{"id": dflt, "name": "default"}]})
+        g, ls = self.instance(c, host_i, account, dflt, iid, "i", guests)
+        # A second instance, never given an elastic IP.
+        g2, _ = self.instance(c, host_i, account, dflt,
+                              f"i-0f{pid:015x}"[:19], "j", guests)
         self.serve(g.ns, 8080)
         self.serve(outside, 9000)
 
@@ -222,6 +235,10 @@ class GatewayNatTest(unittest.TestCase):
         self.assertEqual(inst.get("PublicIpAddress"), eip)
         print(f"elastic IP reachable {took:.2f} s after AssociateAddress",
               file=sys.stderr)
+
+        # Hairpin: from inside the cloud to an elastic IP.
+        self.assertEqual(self.probe(g2.ns, eip, 8080), f"saw {GW_PUBLIC}")
+        self.assertEqual(self.probe(g.ns, eip, 8080), f"saw {eip}")
 
         boto3_call(c, "disassociate_address",
                    AssociationId=assoc["AssociationId"])

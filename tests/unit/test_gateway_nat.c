@@ -64,8 +64,8 @@ static void test_pool_parse(void)
 		                              sizeof(err)) == -EINVAL);
 }
 
-static char *compile(const char *ifname, const struct peer_nat_eip *e, size_t n,
-                     int *rc)
+static char *compile_with(const char *ifname, const struct peer_nat_eip *e,
+                          size_t n, uint32_t public_addr, int *rc)
 {
 	struct peer_nat_input in = {
 	    .ifname = ifname,
@@ -73,6 +73,7 @@ static char *compile(const char *ifname, const struct peer_nat_eip *e, size_t n,
 	    .cloud_prefix = 16,
 	    .eips = e,
 	    .n_eips = n,
+	    .public_addr = public_addr,
 	};
 	struct mc_buf b;
 	mc_buf_init(&b);
@@ -80,6 +81,12 @@ static char *compile(const char *ifname, const struct peer_nat_eip *e, size_t n,
 	char *s = mc_buf_strdup(&b);
 	mc_buf_free(&b);
 	return s;
+}
+
+static char *compile(const char *ifname, const struct peer_nat_eip *e, size_t n,
+                     int *rc)
+{
+	return compile_with(ifname, e, n, 0, rc);
 }
 
 static void test_compile(void)
@@ -106,6 +113,20 @@ static void test_compile(void)
 	    strstr(s, "oifname \"eth1\" ip saddr 172.31.0.0/16 counter "
 	              "masquerade");
 	CHECK(snat && masq && snat < masq);
+	/* Hairpin: back into the cloud after the DNAT, the source too; with
+	 * no interface address known, only sources with an elastic IP. */
+	const char *hair_eip = "ct status dnat ip saddr 172.31.0.0/16 ip daddr "
+	                       "172.31.0.0/16 snat to ip saddr map @eip_out\n";
+	CHECK(strstr(s, hair_eip) != NULL);
+	CHECK(strstr(s, "counter snat to") == NULL);
+	free(s);
+
+	s = compile_with("eth1", e, 2, ip(198, 18, 0, 1), &rc);
+	CHECK(rc == 0);
+	char *own = strstr(s, hair_eip);
+	char *gw = strstr(s, "ct status dnat ip saddr 172.31.0.0/16 ip daddr "
+	                     "172.31.0.0/16 counter snat to 198.18.0.1\n");
+	CHECK(own && gw && own < gw);
 	free(s);
 
 	s = compile("eth1", NULL, 0, &rc);
