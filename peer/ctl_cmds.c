@@ -341,6 +341,8 @@ void peer_ctl_dispatch(void *arg, const struct mc_val *req,
 		images_cmd_job(p, req, reply);
 	else if (mc_val_is_str(cmd, "image-list"))
 		images_cmd_list(p, req, reply);
+	else if (mc_val_is_str(cmd, "image-gc"))
+		images_cmd_gc(p, req, reply);
 	else
 		peer_ctl_reply_error(reply, "unknown command");
 }

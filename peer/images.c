@@ -86,6 +86,7 @@ void images_unbusy(struct peer_images *im)
 {
 	if (--im->busy == 0 && im->stopping) {
 		images_jobs_free(im);
+		images_gc_free(im);
 		free(im);
 	}
 }
@@ -649,6 +650,8 @@ int images_ensure(struct peer *p, const char *image_id, ensure_cb cb, void *ctx,
 			return 0;
 		}
 	}
+	/* Before it looks at the disk: a collection under way stops. */
+	images_gc_writer_started(im);
 	struct image_pull *pl = xcalloc(1, sizeof(*pl));
 	pl->im = im;
 	snprintf(pl->ami, sizeof(pl->ami), "%s", image_id);
@@ -672,6 +675,18 @@ int peer_image_ensure(struct peer *p, const char *image_id, ensure_cb cb,
                       void *ctx)
 {
 	return images_ensure(p, image_id, cb, ctx, NULL);
+}
+
+void images_pulls_each(struct peer_images *im,
+                       void (*fn)(void *arg, const char *ami,
+                                  const uint8_t *hash),
+                       void *arg)
+{
+	for (struct image_pull *pl = im->pulls; pl; pl = pl->next) {
+		fn(arg, pl->ami, NULL);
+		for (size_t i = 0; i < pl->n_chunks; i++)
+			fn(arg, pl->ami, pl->chunks[i].hash);
+	}
 }
 
 /* ---- serving chunks ----------------------------------------------------- */
@@ -760,6 +775,14 @@ int peer_images_start(struct peer *p, char *err, size_t err_size)
 	(void)err_size;
 	struct peer_images *im = xcalloc(1, sizeof(*im));
 	im->p = p;
+	/* Nothing of this process writes yet: every temporary file is a
+	 * killed peer's. Before the loop runs, so it blocks nobody. */
+	uint64_t files, bytes;
+	images_gc_sweep_temp(p->cfg.data_dir, &files, &bytes);
+	mc_log(files ? MC_LOG_INFO : MC_LOG_DEBUG, "images",
+	       "removed %llu temporary files (%llu bytes) left by an earlier "
+	       "run",
+	       (unsigned long long)files, (unsigned long long)bytes);
 	/* Test knob: a slow source, so a test can kill it mid-pull. */
 	const char *delay = getenv("MALLEE_TEST_CHUNK_DELAY_MS");
 	if (delay)
@@ -767,6 +790,7 @@ int peer_images_start(struct peer *p, char *err, size_t err_size)
 	/* Held until stop, so the module outlives no caller. */
 	images_busy(im);
 	p->images = im;
+	images_gc_start(im);
 	peer_rpc_register(p, "chunk", on_chunk);
 	return 0;
 }
@@ -778,6 +802,7 @@ void peer_images_stop(struct peer *p)
 		return;
 	p->images = NULL;
 	im->stopping = true;
+	images_gc_stop(im);
 	/* Pulls end as their calls are cancelled and their work returns. */
 	for (struct image_pull *pl = im->pulls; pl; pl = pl->next)
 		pull_fail(pl, -ECANCELED, "this peer is stopping");

@@ -22,8 +22,6 @@ const char *const images_part_key[IMAGES_PARTS] = {"kernel", "ramdisk", "disk"};
 const char *const images_part_file[IMAGES_PARTS] = {"vmlinuz", "initrd",
                                                     "disk"};
 
-#define COMPLETE_MARK ".complete"
-
 /* ---- manifests ---------------------------------------------------------- */
 
 uint32_t images_chunk_count(uint64_t size)
@@ -516,7 +514,8 @@ int images_disk_probe(const char *path, const char *claimed, char format[8],
 bool images_assembled(const char *data_dir, const char *ami)
 {
 	char path[4096];
-	images_dir_path(data_dir, ami, COMPLETE_MARK, path, sizeof(path));
+	images_dir_path(data_dir, ami, IMAGES_COMPLETE_MARK, path,
+	                sizeof(path));
 	return access(path, F_OK) == 0;
 }
 
@@ -544,7 +543,8 @@ void images_files_fill(const char *data_dir, const char *ami,
 int images_mark_complete(const char *data_dir, const char *ami)
 {
 	char path[4096];
-	images_dir_path(data_dir, ami, COMPLETE_MARK, path, sizeof(path));
+	images_dir_path(data_dir, ami, IMAGES_COMPLETE_MARK, path,
+	                sizeof(path));
 	return write_file_atomic(path, "ok\n", 3);
 }
 

@@ -113,20 +113,25 @@ void images_files_fill(const char *data_dir, const char *ami,
 int images_assemble(const char *data_dir, const char *ami,
                     const struct images_manifest *m, char *err,
                     size_t err_size);
+/* The marker, in an image's directory, that says every file is complete. */
+#define IMAGES_COMPLETE_MARK ".complete"
 /* Writes the marker that says every file of ami is complete. */
 int images_mark_complete(const char *data_dir, const char *ami);
 
 struct peer;
 struct image_pull;
 struct images_job;
+struct images_gc;
 
 /* The module's state on the daemon (p->images). */
 struct peer_images {
 	struct peer *p;
 	struct image_pull *pulls; /* one per image being pulled */
 	struct images_job *jobs;  /* the control socket's (images_ctl.c) */
+	struct images_gc *gc;     /* the collector (images_gc.c) */
 	uint32_t next_job;
 	unsigned busy;           /* work items and calls that will call back */
+	unsigned importing;      /* imports writing chunks (images_ctl.c) */
 	unsigned chunk_delay_ms; /* tests: serve each chunk this late */
 	bool stopping;
 };
@@ -152,6 +157,8 @@ void images_cmd_job(struct peer *p, const struct mc_val *req,
                     struct mc_buf *reply);
 void images_cmd_list(struct peer *p, const struct mc_val *req,
                      struct mc_buf *reply);
+void images_cmd_gc(struct peer *p, const struct mc_val *req,
+                   struct mc_buf *reply);
 
 /* `mallee admin image ...` (images_cli.c): whether argv asks for it, and
  * the command itself (argv as cli_admin got it). */
@@ -166,5 +173,108 @@ int images_ensure(struct peer *p, const char *image_id,
                   void (*cb)(void *ctx, int status, const char *message,
                              const struct peer_image_files *files),
                   void *ctx, uint64_t *bytes);
+
+/*
+ * For the collector: calls fn for every image being pulled, once with
+ * hash NULL and then once per distinct chunk it needs (borrowed).
+ */
+void images_pulls_each(struct peer_images *im,
+                       void (*fn)(void *arg, const char *ami,
+                                  const uint8_t *hash),
+                       void *arg);
+/* Calls fn with the image of every job (import or pull) not yet done. */
+void images_jobs_each_running(struct peer_images *im,
+                              void (*fn)(void *arg, const char *ami),
+                              void *arg);
+
+/* ---- collecting content nobody needs (images_gc.c) ---------------------- */
+
+#define IMAGES_GC_FIRST_MS (2 * 60 * 1000)  /* the first pass after start */
+#define IMAGES_GC_EVERY_MS (10 * 60 * 1000) /* then one every 10 minutes */
+/* Content younger than this stays, so that chunks pulled before their
+ * manifest arrived by gossip are not taken from under it. */
+#define IMAGES_GC_GRACE_MS (60 * 60 * 1000)
+
+enum images_gc_what {
+	IMAGES_GC_CHUNK, /* a chunk file */
+	IMAGES_GC_IMAGE, /* an image's assembled files (its directory) */
+	IMAGES_GC_COPY   /* this peer's image-copy record */
+};
+
+enum images_gc_verdict {
+	IMAGES_GC_DROP,
+	IMAGES_GC_KEEP_LIVE,   /* a registered image's manifest names it */
+	IMAGES_GC_KEEP_IN_USE, /* a pull, an import or an instance uses it */
+	IMAGES_GC_KEEP_YOUNG   /* written within the grace period */
+};
+
+/* Something a pass may drop, found on disk (or in the store: a copy). */
+struct images_gc_item {
+	enum images_gc_what what;
+	uint8_t hash[IMAGES_HASH_BYTES]; /* a chunk's */
+	char ami[32];                    /* an image's or a copy's */
+	uint64_t bytes, files;
+	uint64_t mtime_ms; /* an image's: its newest file's */
+	enum images_gc_verdict verdict;
+};
+
+/*
+ * What the store and the loop said when a pass began. Live: images still
+ * registered (a live "image" record) whose manifest exists, and their
+ * chunks. Busy: images being pulled or imported or used by an instance of
+ * this host that is not terminated, and the chunks they need.
+ * chunks_unknown: some chunk in use is in neither set (an import is
+ * cutting files no manifest names yet, or a manifest cannot be read), so
+ * no chunk may go.
+ */
+struct images_gc_view {
+	uint8_t (*live_chunks)[IMAGES_HASH_BYTES];
+	size_t n_live_chunks;
+	uint8_t (*busy_chunks)[IMAGES_HASH_BYTES];
+	size_t n_busy_chunks;
+	char (*live_amis)[32];
+	size_t n_live_amis;
+	char (*busy_amis)[32];
+	size_t n_busy_amis;
+	bool chunks_unknown;
+	uint64_t now_ms, grace_ms;
+};
+
+/*
+ * Decides, without touching anything but its arguments, what a pass drops:
+ * sets every item's verdict and returns how many are IMAGES_GC_DROP. Busy
+ * wins over live, live over young. A chunk or an image goes when neither
+ * live nor busy and older than the grace (no chunk when chunks_unknown);
+ * a copy goes when its image is neither live nor busy and its files (if
+ * any are here) go too. Sorts the view's four sets in place.
+ */
+size_t images_gc_decide(struct images_gc_view *v, struct images_gc_item *items,
+                        size_t n);
+
+/*
+ * Removes the temporary files ("NAME.tmp", "NAME.tmp.PID.N") a killed
+ * peer left under DATA_DIR/chunks and DATA_DIR/images. Blocking; only
+ * while nothing of this process writes there (at start). Counts to *files
+ * and *bytes.
+ */
+void images_gc_sweep_temp(const char *data_dir, uint64_t *files,
+                          uint64_t *bytes);
+
+/* The collector's timer and state (peer_images_start and _stop). */
+void images_gc_start(struct peer_images *im);
+void images_gc_stop(struct peer_images *im);
+void images_gc_free(struct peer_images *im);
+/* A pull or an import is about to write: a pass under way stops. */
+void images_gc_writer_started(struct peer_images *im);
+/*
+ * Runs a pass with grace_ms as soon as none runs; cb (may be NULL) once it
+ * ended: 0 and the bytes removed, or a negative errno and a message
+ * (-EINTR: a pull or an import began meanwhile; -ECANCELED: stopping).
+ * Returns 0, or a negative errno when cb will not run.
+ */
+int images_gc_request(struct peer_images *im, uint64_t grace_ms,
+                      void (*cb)(void *ctx, int status, const char *message,
+                                 uint64_t bytes),
+                      void *ctx);
 
 #endif
