@@ -8,6 +8,7 @@
  */
 #include "instances_int.h"
 
+#include "console_log.h"
 #include "crypto.h"
 #include "hostnet.h"
 #include "log.h"
@@ -588,6 +589,29 @@ static void kvm_probe(struct inst *in)
 	inst_destroy(in, "to start it again under QEMU TCG");
 }
 
+/* Guests that print without end must not fill the host's disk. */
+static void consoles_cap(struct peer_instances *pi)
+{
+	for (struct inst *in = pi->list; in; in = in->next) {
+		if (in->dom != INST_DOM_UP)
+			continue;
+		char *path = inst_path(pi, in->rec.id, "console.log");
+		int64_t r = peer_console_log_cap(path, INST_CONSOLE_CAP,
+		                                 INST_CONSOLE_KEEP);
+		free(path);
+		if (r < 0)
+			mc_warn(INST_SUB,
+			        "%s: cannot bound the console log: %s",
+			        in->rec.id, strerror((int)-r));
+		else if (r > 0)
+			mc_info(INST_SUB,
+			        "%s: console log cut back to its last %d KiB "
+			        "(%lld bytes dropped)",
+			        in->rec.id, INST_CONSOLE_KEEP / 1024,
+			        (long long)r);
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct peer_instances *pi = t->data;
@@ -603,6 +627,10 @@ static void on_tick(uv_timer_t *t)
 			timer_reboot_grace(in);
 		if (in->kvm_probe_at && now >= in->kvm_probe_at)
 			kvm_probe(in);
+	}
+	if (now >= pi->next_console_check) {
+		pi->next_console_check = now + INST_CONSOLE_CHECK_MS;
+		consoles_cap(pi);
 	}
 	if (now >= pi->next_watch) {
 		pi->next_watch = now + INST_WATCH_MS;

@@ -29,6 +29,11 @@
 #define INST_STOP_GRACE_MS   20000 /* ACPI shutdown, then destroy */
 #define INST_REBOOT_GRACE_MS 10000 /* ACPI reboot, then reset */
 #define INST_CONSOLE_MAX     (64 * 1024)
+/* A console log past INST_CONSOLE_CAP is cut back to its last
+ * INST_CONSOLE_KEEP bytes, checked every INST_CONSOLE_CHECK_MS. */
+#define INST_CONSOLE_CAP      (1024 * 1024)
+#define INST_CONSOLE_KEEP     (256 * 1024)
+#define INST_CONSOLE_CHECK_MS 30000
 /* Under --virt-type auto, the first kvm guests must print on their
  * console within this long, or kvm is taken as unusable (see kvm_probe). */
 #define INST_KVM_PROBE_MS 20000
@@ -82,6 +87,7 @@ struct peer_instances {
 	bool stopping;
 	uv_timer_t tick;
 	uint64_t next_watch;
+	uint64_t next_console_check;
 	unsigned handles; /* tick and virt, open */
 	unsigned live;    /* struct inst allocated */
 	struct inst *list;
