@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the table ---- */
@@ -561,7 +562,8 @@ static void timer_reboot_grace(struct inst *in)
  * auto, kvm is on probation until a kvm guest prints on its serial
  * console; a pending guest that printed nothing after INST_KVM_PROBE_MS
  * (TCG guests print within a few seconds) is destroyed and launched again
- * under QEMU TCG, which is used from then on.
+ * under QEMU TCG, which is used from then on, also after a restart (the
+ * verdict is kept in the store; --virt-type kvm tries kvm again).
  */
 static void kvm_probe(struct inst *in)
 {
@@ -577,6 +579,16 @@ static void kvm_probe(struct inst *in)
 		pi->kvm_proven = true;
 		mc_info(INST_SUB, "kvm runs guests on this host");
 		return;
+	}
+	if (in->rec.state == MC_INST_PENDING) {
+		char when[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+		         gmtime_r(&now, &tm));
+		if (peer_store_meta_set(pi->p->store, INST_META_KVM_FAILED,
+		                        when) != 0)
+			mc_warn(INST_SUB, "cannot keep the kvm verdict");
 	}
 	if (in->rec.state != MC_INST_PENDING)
 		return;
@@ -671,6 +683,28 @@ static enum virt_type parse_type(const char *s)
 	return VIRT_TYPE_AUTO;
 }
 
+/* Under auto, a kvm found unable to run guests before is not tried again;
+ * an explicit --virt-type kvm forgets that verdict. */
+static void kvm_verdict(struct peer_instances *pi)
+{
+	char when[32] = "";
+	enum virt_type t = parse_type(pi->p->cfg.virt_type);
+	if (t == VIRT_TYPE_KVM) {
+		peer_store_meta_set(pi->p->store, INST_META_KVM_FAILED, "");
+		return;
+	}
+	if (t != VIRT_TYPE_AUTO ||
+	    peer_store_meta_get(pi->p->store, INST_META_KVM_FAILED, when,
+	                        sizeof(when)) != 0 ||
+	    !when[0])
+		return;
+	mc_info(INST_SUB,
+	        "kvm did not run guests on this host at %s: QEMU TCG is used "
+	        "(--virt-type kvm tries kvm again)",
+	        when);
+	virt_use_software(pi->virt);
+}
+
 /*
  * QEMU runs as its own user (libvirt-qemu on Debian) and must reach the
  * disks libvirt hands it under the data dir, which `mallee init` makes
@@ -727,6 +761,7 @@ int peer_instances_start(struct peer *p, char *err, size_t err_size)
 		return -EINVAL;
 	}
 	pi->handles++;
+	kvm_verdict(pi);
 	try_connect(pi);
 	return 0;
 

@@ -37,6 +37,9 @@
 /* Under --virt-type auto, the first kvm guests must print on their
  * console within this long, or kvm is taken as unusable (see kvm_probe). */
 #define INST_KVM_PROBE_MS 20000
+/* Store meta: when kvm was found not to run guests here ("" or unset:
+ * never), so a restarted peer does not put it on probation again. */
+#define INST_META_KVM_FAILED "kvm-failed-at"
 
 /* What this host does with an instance's domain, beside its record. */
 enum inst_dom {

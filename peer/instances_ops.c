@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const op_names[] = {
@@ -79,16 +80,25 @@ static void shutdown_sent(struct inst *in, struct virt_req *req)
 	}
 }
 
+/* EC2's words for a stop a client asked for, with its time in UTC. */
+static void user_initiated(char *out, size_t size)
+{
+	time_t now = (time_t)(mc_wall_ms() / 1000);
+	struct tm tm;
+	char when[32] = "";
+	if (gmtime_r(&now, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S GMT", &tm);
+	snprintf(out, size, "User initiated (%s)", when);
+}
+
 static void op_stop(struct inst *in, bool force, struct peer_rpc_req *req)
 {
 	struct peer_instances *pi = in->pi;
 	switch (in->rec.state) {
 	case MC_INST_PENDING:
 	case MC_INST_RUNNING:
-		snprintf(in->rec.transition_reason,
-		         sizeof(in->rec.transition_reason),
-		         "User initiated (%llu)",
-		         (unsigned long long)mc_wall_ms() / 1000);
+		user_initiated(in->rec.transition_reason,
+		               sizeof(in->rec.transition_reason));
 		inst_set_state(in, MC_INST_STOPPING, NULL, "%s", "");
 		break;
 	case MC_INST_STOPPING:
