@@ -219,17 +219,19 @@ static void op_terminate(struct inst *in, struct peer_rpc_req *req)
 	}
 	case MC_INST_STOPPED:
 		if (in->dom == INST_DOM_NONE) {
+			user_initiated(in->rec.transition_reason,
+			               sizeof(in->rec.transition_reason));
 			inst_terminated(in, "Client.UserInitiatedShutdown",
 			                "User initiated shutdown");
-			{
-				reply(req, in, &in->rec, NULL, 0, false);
-				return;
-			}
+			reply(req, in, &in->rec, NULL, 0, false);
+			return;
 		}
 		break;
 	default:
 		break;
 	}
+	user_initiated(in->rec.transition_reason,
+	               sizeof(in->rec.transition_reason));
 	inst_set_state(in, MC_INST_SHUTTING_DOWN, NULL, "%s", "");
 	if (in->dom == INST_DOM_UP)
 		inst_destroy(in, "terminate");
