@@ -601,6 +601,26 @@ static void kvm_probe(struct inst *in)
 	inst_destroy(in, "to start it again under QEMU TCG");
 }
 
+/*
+ * `running` waits for the guest's address, so a guest that never gets one
+ * (a kernel panic, a network that never comes up) would stay pending with
+ * nothing said. Past the due time it stays pending, but its state reason
+ * (EC2 gives pending instances one too) says what is missing and where to
+ * look; the address, when it comes, clears it.
+ */
+static void address_overdue(struct inst *in)
+{
+	in->address_due = 0;
+	if (in->rec.state != MC_INST_PENDING || in->dom != INST_DOM_UP)
+		return;
+	unsigned s = (unsigned)(in->pi->address_due_ms / 1000);
+	mc_warn(INST_SUB, "%s: no address %u s after its start", in->rec.id, s);
+	inst_set_state(in, MC_INST_PENDING, "pending",
+	               "the guest has no address %u s after its start; its "
+	               "console output shows why",
+	               s);
+}
+
 /* Guests that print without end must not fill the host's disk. */
 static void consoles_cap(struct peer_instances *pi)
 {
@@ -639,6 +659,8 @@ static void on_tick(uv_timer_t *t)
 			timer_reboot_grace(in);
 		if (in->kvm_probe_at && now >= in->kvm_probe_at)
 			kvm_probe(in);
+		if (in->address_due && now >= in->address_due)
+			address_overdue(in);
 	}
 	if (now >= pi->next_console_check) {
 		pi->next_console_check = now + INST_CONSOLE_CHECK_MS;
@@ -732,6 +754,10 @@ int peer_instances_start(struct peer *p, char *err, size_t err_size)
 {
 	struct peer_instances *pi = xcalloc(1, sizeof(*pi));
 	pi->p = p;
+	pi->address_due_ms = INST_ADDRESS_DUE_MS;
+	const char *due = getenv("MALLEE_TEST_ADDRESS_DUE_MS");
+	if (due && atoll(due) > 0)
+		pi->address_due_ms = (uint64_t)atoll(due);
 	p->instances = pi;
 	int r = inst_load(pi);
 	if (r) {

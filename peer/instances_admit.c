@@ -299,6 +299,9 @@ static void started(struct virt_req *req)
 		return;
 	}
 	in->dom = INST_DOM_UP;
+	if (in->rec.state == MC_INST_PENDING)
+		in->address_due =
+		    uv_now(in->pi->p->loop) + in->pi->address_due_ms;
 	if (strcmp(in->pi->p->cfg.virt_type, "auto") == 0 &&
 	    strcmp(virt_type_name(in->pi->virt), "kvm") == 0 &&
 	    !in->pi->kvm_proven)

@@ -40,6 +40,9 @@
 /* Store meta: when kvm was found not to run guests here ("" or unset:
  * never), so a restarted peer does not put it on probation again. */
 #define INST_META_KVM_FAILED "kvm-failed-at"
+/* A started guest without an address after this long gets a state reason
+ * saying so (MALLEE_TEST_ADDRESS_DUE_MS shortens it for tests). */
+#define INST_ADDRESS_DUE_MS (5 * 60 * 1000)
 
 /* What this host does with an instance's domain, beside its record. */
 enum inst_dom {
@@ -74,6 +77,7 @@ struct inst {
 	uint64_t stop_deadline;
 	uint64_t reboot_deadline;
 	uint64_t kvm_probe_at; /* see kvm_probe() in instances.c */
+	uint64_t address_due;  /* see address_overdue() in instances.c */
 	bool relaunch;         /* destroyed to start again under TCG */
 	bool boot_deferred;    /* to boot again once this peer has synced */
 };
@@ -91,8 +95,9 @@ struct peer_instances {
 	uv_timer_t tick;
 	uint64_t next_watch;
 	uint64_t next_console_check;
-	unsigned handles; /* tick and virt, open */
-	unsigned live;    /* struct inst allocated */
+	uint64_t address_due_ms; /* INST_ADDRESS_DUE_MS, or the test's */
+	unsigned handles;        /* tick and virt, open */
+	unsigned live;           /* struct inst allocated */
 	struct inst *list;
 	uint64_t total_vcpu_cfg, total_mem_cfg;
 };

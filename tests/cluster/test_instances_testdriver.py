@@ -12,6 +12,8 @@ checked is what the host does:
   * stop -> stopped frees capacity, start takes it again (refused while
     another instance holds it), modify is refused unless stopped,
     terminate -> terminated frees it and deletes the instance's directory;
+  * a started guest without an address stays pending, and past the due
+    time (shortened to 3 s here) its state reason says so;
   * kill -9 and restart: pending instances are booted again (boots + 1:
     the test driver forgets its domains with the process), a stopped one
     stays stopped, nothing is admitted twice.
@@ -79,7 +81,9 @@ class InstancesTestDriver(unittest.TestCase):
         return import_fake_image(c)
 
     def test_admission_and_lifecycle(self):
-        with Cluster(1, topology="flat", peer_args=PEER_ARGS) as c:
+        env = dict(os.environ, MALLEE_TEST_ADDRESS_DUE_MS="3000")
+        with Cluster(1, topology="flat", peer_args=PEER_ARGS,
+                     env=env) as c:
             h = Host(c)
             bounded_wait(lambda: "connected to test:///default" in c.log(0),
                          20, "the hypervisor connection")
@@ -107,6 +111,23 @@ class InstancesTestDriver(unittest.TestCase):
                              "record")
             bounded_wait(lambda: "domain started" in c.log(0), 10,
                          "the test driver's domains")
+
+            # No guest asks for an address here: past the due time the
+            # instances say so, still pending.
+            def overdue():
+                recs = h.records()
+                return all(recs[i].get("state_reason_code") == "pending"
+                           for i in (a, b)) and recs
+            recs = bounded_wait(overdue, 15, "the address to be overdue",
+                                interval=0.5)
+            for iid in (a, b):
+                self.assertEqual(STATES[recs[iid]["state"]], "pending")
+                self.assertIn("no address 3 s after its start",
+                              recs[iid]["state_reason"])
+            out = h.aws("describe-instances", "--instance-ids", a)
+            inst = out["Reservations"][0]["Instances"][0]
+            self.assertEqual(inst["StateReason"]["Code"], "pending")
+            self.assertIn("console output", inst["StateReason"]["Message"])
 
             # Modify only when stopped; stop frees a vCPU.
             with self.assertRaises(AwsError) as e:
