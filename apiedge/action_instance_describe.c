@@ -3,7 +3,8 @@
  * records the hosts write. Instances are grouped by reservation (the page
  * unit of DescribeInstances); terminated ones stay visible for an hour. A
  * running instance's status follows its host's membership: alive (or only
- * suspected) is "ok", dead, left or unknown is "impaired".
+ * suspected) is "ok", dead, left or unknown is "impaired"; so is a pending
+ * one whose host said its guest has no address long after its start.
  */
 #include "apiedge_int.h"
 
@@ -319,6 +320,10 @@ static struct status status_of(const struct api_call *call,
 	bool up = host &&
 	          (strcmp(host, "alive") == 0 || strcmp(host, "suspect") == 0);
 	if (!up)
+		return (struct status){"impaired", "failed"};
+	/* The host's word that the guest is overdue (peer/instances.c). */
+	if (in->state == MC_INST_PENDING &&
+	    strcmp(in->state_reason_code, "pending") == 0)
 		return (struct status){"impaired", "failed"};
 	if (in->state == MC_INST_PENDING)
 		return (struct status){"initializing", "initializing"};

@@ -136,6 +136,12 @@ static void adopt_running(struct inst *in)
 		mc_info(INST_SUB, "%s: re-adopted its running domain (%s)",
 		        in->rec.id, mc_instance_state_name(in->rec.state));
 		in->dom = INST_DOM_UP;
+		/* Still without an address: due from now (its start is
+		 * not known here). */
+		if (in->rec.state == MC_INST_PENDING &&
+		    strcmp(in->rec.state_reason_code, "pending") != 0)
+			in->address_due =
+			    uv_now(in->pi->p->loop) + in->pi->address_due_ms;
 		break;
 	case MC_INST_STOPPING:
 	case MC_INST_SHUTTING_DOWN:

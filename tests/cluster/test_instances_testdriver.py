@@ -13,7 +13,8 @@ checked is what the host does:
     another instance holds it), modify is refused unless stopped,
     terminate -> terminated frees it and deletes the instance's directory;
   * a started guest without an address stays pending, and past the due
-    time (shortened to 3 s here) its state reason says so;
+    time (shortened to 3 s here) its state reason says so and
+    DescribeInstanceStatus calls it impaired;
   * kill -9 and restart: pending instances are booted again (boots + 1:
     the test driver forgets its domains with the process), a stopped one
     stays stopped, nothing is admitted twice.
@@ -128,6 +129,9 @@ class InstancesTestDriver(unittest.TestCase):
             inst = out["Reservations"][0]["Instances"][0]
             self.assertEqual(inst["StateReason"]["Code"], "pending")
             self.assertIn("console output", inst["StateReason"]["Message"])
+            st = h.aws("describe-instance-status", "--instance-ids", a,
+                       "--include-all-instances")["InstanceStatuses"][0]
+            self.assertEqual(st["InstanceStatus"]["Status"], "impaired")
 
             # Modify only when stopped; stop frees a vCPU.
             with self.assertRaises(AwsError) as e:
