@@ -91,6 +91,41 @@ static void test_wire_hostile(void)
 	/* Ext types are not ours. */
 	const uint8_t ext[] = {0xd4, 0x01, 0x00};
 	CHECK(mc_unpack(ext, sizeof(ext)) == NULL);
+
+	/* Keys in JSON: scalars quoted, containers as placeholders, so keys
+	 * within keys do not double their escaping at every level. */
+	const uint8_t keys[] = {0x82, 0x05, 0xa1, 'x',  0x81, 0x81,
+	                        0xa1, '"',  0x01, 0x02, 0x03};
+	d = mc_unpack(keys, sizeof(keys));
+	CHECK(d != NULL);
+	if (d) {
+		struct mc_buf j;
+		mc_buf_init(&j);
+		mc_val_to_json(mc_doc_root(d), &j, false);
+		char *t = mc_buf_strdup(&j);
+		CHECK_STR(t, "{\"5\":\"x\",\"<map of 1>\":3}");
+		free(t);
+		mc_buf_free(&j);
+		mc_doc_free(d);
+	}
+	/* 30 levels of maps as keys: a few hundred bytes of JSON. */
+	uint8_t nest[64];
+	size_t n = 0;
+	for (int i = 0; i < 30; i++)
+		nest[n++] = 0x81;
+	nest[n++] = 0xc0;
+	for (int i = 0; i < 30; i++)
+		nest[n++] = 0xc0;
+	d = mc_unpack(nest, n);
+	CHECK(d != NULL);
+	if (d) {
+		struct mc_buf j;
+		mc_buf_init(&j);
+		mc_val_to_json(mc_doc_root(d), &j, false);
+		CHECK(j.len < 100);
+		mc_buf_free(&j);
+		mc_doc_free(d);
+	}
 }
 
 static void test_addr(void)

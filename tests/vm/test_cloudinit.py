@@ -112,8 +112,11 @@ class CloudInitTest(unittest.TestCase):
                        "--user-data", USER_DATA)
             iid = r["Instances"][0]["InstanceId"]
             cl.wait_state([iid], "running", BOOT_TIMEOUT)
-            text = cl.wait_console(iid, "cloud-init-user-data-ran",
-                                   BOOT_TIMEOUT)
+            cl.wait_console(iid, "cloud-init-user-data-ran", BOOT_TIMEOUT)
+            # The keys' table comes from another stage, whose lines may
+            # reach the console after the user data's (seen in CI): wait
+            # for the table's row with the key (its fingerprint) as well.
+            text = cl.wait_console(iid, fp, 120)
             ci = [l for l in text.splitlines() if "ci-info:" in l]
             self.assertTrue(any("Authorized keys" in l for l in ci),
                             "no ci-info table of authorized keys:\n"
