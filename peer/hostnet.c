@@ -295,7 +295,9 @@ static unsigned lease_find(const struct peer_hostnet *h, const char *id)
 }
 
 /* A lease changing hands: the previous holder's tracked flows must not
- * admit anything to the next (peer/conntrack.h). */
+ * admit anything to the next (peer/conntrack.h). Done when the address is
+ * taken, not when it is freed: entries made while it was free go too, and
+ * one walk of the table does for both. */
 static void lease_forget_flows(const struct peer_hostnet *h, unsigned i)
 {
 	char ip[16];
@@ -362,7 +364,6 @@ void peer_hostnet_release(struct peer *p, const char *instance_id)
 		mc_warn("hostnet", "cannot release the lease of %s",
 		        instance_id);
 	h->announced[i] = false;
-	lease_forget_flows(h, i);
 }
 
 const char *peer_hostnet_bridge(const struct peer *p)
