@@ -58,6 +58,18 @@ struct peer_gateway_nat {
 
 /* ---- the public interface ---- */
 
+/* An IPv4 entry of getifaddrs(): its address and netmask, host byte
+ * order; false for any other entry. */
+static bool ipv4_entry(const struct ifaddrs *i, uint32_t *addr, uint32_t *mask)
+{
+	if (!i->ifa_addr || !i->ifa_netmask ||
+	    i->ifa_addr->sa_family != AF_INET)
+		return false;
+	*addr = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+	*mask = ntohl(((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+	return true;
+}
+
 /*
  * The interface with an address (not a /32: those may be elastic IPs
  * left from an earlier run) whose subnet holds ip, into out; false when
@@ -70,13 +82,9 @@ static bool interface_for(uint32_t ip, char out[IF_NAMESIZE])
 	if (getifaddrs(&ifs) != 0)
 		return false;
 	for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
-		if (!i->ifa_addr || !i->ifa_netmask ||
-		    i->ifa_addr->sa_family != AF_INET)
+		uint32_t a, m;
+		if (!ipv4_entry(i, &a, &m))
 			continue;
-		uint32_t a =
-		    ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
-		uint32_t m = ntohl(
-		    ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
 		if (m != 0xffffffffu && (a & m) == (ip & m)) {
 			snprintf(out, IF_NAMESIZE, "%s", i->ifa_name);
 			found = true;
@@ -95,15 +103,10 @@ static uint32_t interface_address(const char *ifname)
 	if (getifaddrs(&ifs) != 0)
 		return 0;
 	for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
-		if (!i->ifa_addr || !i->ifa_netmask ||
-		    i->ifa_addr->sa_family != AF_INET ||
-		    strcmp(i->ifa_name, ifname) != 0)
-			continue;
-		uint32_t m = ntohl(
-		    ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
-		if (m != 0xffffffffu)
-			found = ntohl(((struct sockaddr_in *)i->ifa_addr)
-			                  ->sin_addr.s_addr);
+		uint32_t a, m;
+		if (ipv4_entry(i, &a, &m) && strcmp(i->ifa_name, ifname) == 0 &&
+		    m != 0xffffffffu)
+			found = a;
 	}
 	freeifaddrs(ifs);
 	return found;
@@ -120,15 +123,10 @@ static uint32_t *pool_addresses_on(const struct peer_gateway_nat *g, size_t *n)
 	if (getifaddrs(&ifs) != 0)
 		return NULL;
 	for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-		if (!i->ifa_addr || !i->ifa_netmask ||
-		    i->ifa_addr->sa_family != AF_INET ||
-		    strcmp(i->ifa_name, g->ifname) != 0)
-			continue;
-		uint32_t a =
-		    ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
-		uint32_t m = ntohl(
-		    ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
-		if (m != 0xffffffffu || a < g->first || a > g->last)
+		uint32_t a, m;
+		if (!ipv4_entry(i, &a, &m) ||
+		    strcmp(i->ifa_name, g->ifname) != 0 || m != 0xffffffffu ||
+		    a < g->first || a > g->last)
 			continue;
 		if (*n == cap) {
 			cap = cap ? 2 * cap : 8;
