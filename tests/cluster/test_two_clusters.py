@@ -427,9 +427,16 @@ class TwoClustersTest(unittest.TestCase):
         self.timings["outbound to outside"] = time.monotonic() - t0
         log(f"outbound from ia arrives from {src}")
         self.assertEqual(src, f"saw {EIP}", "SNAT to the elastic IP")
-        r = self.ec2(FB, "describe_instances", InstanceIds=[self.ia])
-        self.assertEqual(r["Reservations"][0]["Instances"][0].get(
-            "PublicIpAddress"), EIP)
+        # The other cluster's edge learns the association by gossip,
+        # across the front-ends: eventually, not at once.
+        def public_ip_at_fb():
+            r = self.ec2(FB, "describe_instances", InstanceIds=[self.ia])
+            return r["Reservations"][0]["Instances"][0].get(
+                "PublicIpAddress")
+        bounded_wait(lambda: public_ip_at_fb() == EIP, 10,
+                     "the association at the other cluster's edge",
+                     interval=0.5)
+        self.assertEqual(public_ip_at_fb(), EIP)
         self.ec2(FA, "disassociate_address",
                  AssociationId=assoc["AssociationId"])
         bounded_wait(lambda: self.probe_src(self.outside, EIP, 9000)
