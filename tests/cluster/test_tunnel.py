@@ -149,34 +149,55 @@ def ping(src, dst, count=3, extra=()):
               ns=src, check=False, timeout=30).returncode == 0
 
 
-def tcp_transfer():
-    """2 MiB from ia to an echo server in ib; the echo must match."""
+def tcp_transfer(src="ia", dst="ib", addr="10.9.2.10"):
+    """2 MiB from namespace src to an echo server at addr in dst; prints
+    whether the echo matched, and its length."""
     server = ("import socket\n"
               "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,"
               "socket.SO_REUSEADDR,1)\n"
-              "s.bind(('10.9.2.10',5001));s.listen(1);s.settimeout(20)\n"
+              "s.bind((%r,5001));s.listen(1);s.settimeout(20)\n"
               "c,_=s.accept();c.settimeout(20)\n"
               "while True:\n d=c.recv(65536)\n if not d: break\n"
               " c.sendall(d)\n"
-              "c.close()\n")
-    srv = subprocess.Popen(["ip", "netns", "exec", NS["ib"], sys.executable,
+              "c.close()\n") % addr
+    srv = subprocess.Popen(["ip", "netns", "exec", NS[dst], sys.executable,
                             "-c", server])
     time.sleep(0.5)
     client = ("import socket,hashlib,os,threading\n"
               "data=os.urandom(2<<20)\n"
-              "c=socket.create_connection(('10.9.2.10',5001),timeout=20)\n"
+              "c=socket.create_connection((%r,5001),timeout=20)\n"
               "def w():\n c.sendall(data);c.shutdown(socket.SHUT_WR)\n"
               "threading.Thread(target=w).start()\n"
               "got=b''\n"
               "while True:\n d=c.recv(65536)\n if not d: break\n got+=d\n"
               "print(hashlib.sha256(data).hexdigest()==\n"
-              "      hashlib.sha256(got).hexdigest(), len(got))\n")
-    r = sh(sys.executable, "-c", client, ns="ia", check=False, timeout=60)
-    srv.wait(timeout=30)
+              "      hashlib.sha256(got).hexdigest(), len(got))\n") % addr
+    r = sh(sys.executable, "-c", client, ns=src, check=False, timeout=60)
+    try:
+        srv.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        srv.wait()
     return r.stdout.strip()
 
 
+def stop_clean(nodes):
+    """Stops the nodes, each of which must exit 0 with no sanitizer
+    report."""
+    for n in nodes:
+        rc, err = n.stop()
+        check(rc == 0, "ovl-node exits cleanly")
+        check("ERROR: AddressSanitizer" not in err and
+              "runtime error" not in err, "no sanitizer report")
 
+
+def teardown(nodes, tmp):
+    """Whatever happened: nodes stopped, namespaces and tmp removed."""
+    for n in nodes:
+        n.stop()
+    for ns in NS.values():
+        sh("ip", "netns", "del", ns, check=False)
+    subprocess.run(["rm", "-rf", tmp])
 
 
 def main():
@@ -290,17 +311,9 @@ def main():
         check(spoof["drops"]["bad_inner"] - final["drops"]["bad_inner"] >= 1,
               "inner source outside the peer's prefixes: bad_inner")
         check(ping("ia", "10.9.2.10"), "traffic still flows afterwards")
-        for n in (a, b):
-            rc, err = n.stop()
-            check(rc == 0, "ovl-node exits cleanly")
-            check("ERROR: AddressSanitizer" not in err and
-                  "runtime error" not in err, "no sanitizer report")
+        stop_clean((a, b))
     finally:
-        for n in nodes:
-            n.stop()
-        for ns in NS.values():
-            sh("ip", "netns", "del", ns, check=False)
-        subprocess.run(["rm", "-rf", tmp])
+        teardown(nodes, tmp)
     print("%d failed" % len(failures))
     return 1 if failures else 0
 

@@ -29,7 +29,8 @@ import tempfile
 import time
 
 from cloudtools import TUNNEL_SEND, TUNNEL_SNIFF
-from test_tunnel import Node, ovl_node_path
+from test_tunnel import (Node, check, failures, ovl_node_path, ping,
+                         stop_clean, teardown, tcp_transfer)
 
 import test_tunnel
 
@@ -38,7 +39,6 @@ HOSTS = ("a1", "ga", "ga2", "b1", "gb", "c")
 NS = {k: TAG + k for k in ("hub",) + HOSTS}
 test_tunnel.NS = NS  # Node and sh run in our namespaces
 sh = test_tunnel.sh
-failures = []
 
 # host -> [(bridge, address)]
 NETS = {
@@ -49,12 +49,6 @@ NETS = {
     "gb": [("brb", "10.2.0.2"), ("brp", "198.18.0.4")],
     "c": [("brp", "198.18.0.9")],
 }
-
-
-def check(cond, what):
-    print("%s %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def build(tmp):
@@ -99,45 +93,6 @@ def node(h, keys, listen, peers, relay=False, address=None):
     return Node(h, args)
 
 
-def ping(src, dst, count=3, extra=()):
-    return sh("busybox", "ping", "-c", str(count), "-W", "2", *extra, dst,
-              ns=src, check=False, timeout=30).returncode == 0
-
-
-def tcp_transfer():
-    """2 MiB from A1 to an echo server on B1; the echo must match."""
-    server = ("import socket\n"
-              "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,"
-              "socket.SO_REUSEADDR,1)\n"
-              "s.bind(('10.9.2.1',5001));s.listen(1);s.settimeout(20)\n"
-              "c,_=s.accept();c.settimeout(20)\n"
-              "while True:\n d=c.recv(65536)\n if not d: break\n"
-              " c.sendall(d)\n"
-              "c.close()\n")
-    srv = subprocess.Popen(["ip", "netns", "exec", NS["b1"], sys.executable,
-                            "-c", server])
-    time.sleep(0.5)
-    client = ("import socket,hashlib,os,threading\n"
-              "data=os.urandom(2<<20)\n"
-              "c=socket.create_connection(('10.9.2.1',5001),timeout=20)\n"
-              "def w():\n c.sendall(data);c.shutdown(socket.SHUT_WR)\n"
-              "threading.Thread(target=w).start()\n"
-              "got=b''\n"
-              "while True:\n d=c.recv(65536)\n if not d: break\n got+=d\n"
-              "print(hashlib.sha256(data).hexdigest()==\n"
-              "      hashlib.sha256(got).hexdigest(), len(got))\n")
-    r = sh(sys.executable, "-c", client, ns="a1", check=False, timeout=60)
-    try:
-        srv.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        srv.kill()
-        srv.wait()
-    return r.stdout.strip()
-
-
-
-
-
 def main():
     if os.geteuid() != 0:
         print("SKIP: needs root")
@@ -174,7 +129,7 @@ def main():
         ok = any(ping("a1", "10.9.2.1", count=1) for _ in range(10))
         check(ok, "A1 pings B1 through GA and GB")
         check(ping("b1", "10.9.1.1"), "and B1 pings A1")
-        check(tcp_transfer() == "True 2097152",
+        check(tcp_transfer("a1", "b1", "10.9.2.1") == "True 2097152",
               "2 MiB over TCP echoed intact through two gateways")
         ca, cb = a1.counters(), b1.counters()
         cga, cgb, cga2 = ga.counters(), gb.counters(), ga2.counters()
@@ -214,7 +169,7 @@ def main():
         check(cga2["relayed_packets"] > 0, "GA2 relays")
         check(ca["path_changes"] >= 1, "A1 counted the path change")
         check(ping("b1", "10.9.1.1"), "B1 pings A1 via GB and GA2")
-        check(tcp_transfer() == "True 2097152",
+        check(tcp_transfer("a1", "b1", "10.9.2.1") == "True 2097152",
               "2 MiB over TCP echoed intact via GA2")
 
         # Capture A1's relayed transport packets arriving at GB.
@@ -280,17 +235,9 @@ def main():
               "via " + pk["ga2"][:8],
               "injected packets did not move GB's path to A1")
         check(ping("a1", "10.9.2.1"), "traffic still flows afterwards")
-        for n in (a1, b1, ga2, gb):
-            rc, err = n.stop()
-            check(rc == 0, "ovl-node exits cleanly")
-            check("ERROR: AddressSanitizer" not in err and
-                  "runtime error" not in err, "no sanitizer report")
+        stop_clean((a1, b1, ga2, gb))
     finally:
-        for n in nodes:
-            n.stop()
-        for ns in NS.values():
-            sh("ip", "netns", "del", ns, check=False)
-        subprocess.run(["rm", "-rf", tmp])
+        teardown(nodes, tmp)
     print("%d failed" % len(failures))
     return 1 if failures else 0
 
