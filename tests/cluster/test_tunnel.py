@@ -181,6 +181,18 @@ def tcp_transfer(src="ia", dst="ib", addr="10.9.2.10"):
     return r.stdout.strip()
 
 
+def capture_while_pinging(at, iface, dst, kind, src, target):
+    """The hex of the tunnel packets of kind to dst that namespace at sees
+    on iface while src pings target 8 times (TUNNEL_SNIFF keeps 5)."""
+    sniff = subprocess.Popen(["ip", "netns", "exec", NS[at],
+                              sys.executable, "-c", TUNNEL_SNIFF,
+                              iface, "dst", dst, kind],
+                             stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    ping(src, target, count=8, extra=("-i", "0.1", "-s", "200"))
+    return sniff.communicate(timeout=20)[0].split()
+
+
 def stop_clean(nodes):
     """Stops the nodes, each of which must exit 0 with no sanitizer
     report."""
@@ -231,13 +243,8 @@ def main():
               "B counted a handshake and received packets")
 
         # Capture some of A's transport packets on B's underlay.
-        sniff = subprocess.Popen(["ip", "netns", "exec", NS["b"],
-                                  sys.executable, "-c", TUNNEL_SNIFF,
-                                  "eth0", "dst", "10.77.0.2", "transport"],
-                                 stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        ping("ia", "10.9.2.10", count=8, extra=("-i", "0.1", "-s", "200"))
-        captured = sniff.communicate(timeout=20)[0].split()
+        captured = capture_while_pinging("b", "eth0", "10.77.0.2",
+                                         "transport", "ia", "10.9.2.10")
         check(len(captured) == 5, "captured 5 transport packets")
         forged, other_index = [], []
         for h in captured:

@@ -23,14 +23,14 @@ refused and counted at GB.
 import hashlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 
-from cloudtools import TUNNEL_SEND, TUNNEL_SNIFF
-from test_tunnel import (Node, check, failures, ovl_node_path, ping,
-                         stop_clean, teardown, tcp_transfer)
+from cloudtools import TUNNEL_SEND
+from test_tunnel import (Node, capture_while_pinging, check, failures,
+                         ovl_node_path, ping, stop_clean, teardown,
+                         tcp_transfer)
 
 import test_tunnel
 
@@ -173,13 +173,8 @@ def main():
               "2 MiB over TCP echoed intact via GA2")
 
         # Capture A1's relayed transport packets arriving at GB.
-        sniff = subprocess.Popen(["ip", "netns", "exec", NS["gb"],
-                                  sys.executable, "-c", TUNNEL_SNIFF,
-                                  "eth1", "dst", "198.18.0.4", "relay"],
-                                 stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        ping("a1", "10.9.2.1", count=8, extra=("-i", "0.1", "-s", "200"))
-        captured = sniff.communicate(timeout=20)[0].split()
+        captured = capture_while_pinging("gb", "eth1", "198.18.0.4", "relay",
+                                         "a1", "10.9.2.1")
         check(len(captured) == 5, "captured 5 relayed transport packets")
         forged = []
         for h in captured:
